@@ -1,0 +1,1 @@
+"""Agentry environments: stack config, the Pulumi program, offline plan, local environment, CLI."""
