@@ -7,11 +7,11 @@ import, so event patterns, key schemas and handler names can never drift apart.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 # --- EventBridge ---------------------------------------------------------------------------
 
@@ -31,7 +31,7 @@ class DetailType(StrEnum):
 
 
 class StepKind(StrEnum):
-    """A step of the reasoning loop: decide (``plan``) or carry out committed tool calls (``act``)."""
+    """A step of the loop: decide (``plan``) or carry out committed tool calls (``act``)."""
 
     PLAN = "plan"
     ACT = "act"

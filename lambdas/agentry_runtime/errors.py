@@ -1,20 +1,21 @@
 """The runtime's exceptions, translated once where a backend error occurs.
 
-    AgentryError
-    ├── StoreError
-    │   ├── AgentNotFoundError
-    │   ├── AgentExistsError
-    │   ├── StaleStepError        another writer committed first (optimistic concurrency)
-    │   └── ItemTooLargeError     an item would pass the configured size limit
-    ├── ModelError                carries the typed ErrorType and whether it is retryable
-    │   ├── ModelThrottledError
-    │   ├── ModelUnavailableError
-    │   └── ModelRejectedError    validation / access denied / unknown model: not retryable
-    ├── ToolError
-    │   ├── UnknownToolError
-    │   ├── ToolInputError
-    │   └── ToolTimeoutError
-    └── AgentFailure              a typed agent error the loop publishes as an ``Agent Error``
+AgentryError
+├── StoreError
+│   ├── AgentNotFoundError
+│   ├── AgentExistsError
+│   ├── StaleStepError        another writer committed first (optimistic concurrency)
+│   └── ItemTooLargeError     an item would pass the configured size limit
+├── ModelError                carries the typed ErrorType and whether it is retryable
+│   ├── ModelThrottledError
+│   ├── ModelUnavailableError
+│   └── ModelRejectedError    validation / access denied / unknown model: not retryable
+├── ToolError
+│   ├── UnknownToolError
+│   ├── ToolInputError
+│   └── ToolTimeoutError
+├── PublishError              EventBridge refused an event
+└── AgentFailure              a typed agent error the loop publishes as an ``Agent Error``
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ class ToolInputError(ToolError):
 
 class ToolTimeoutError(ToolError):
     """The tool did not finish within its timeout."""
+
+
+class PublishError(AgentryError):
+    """EventBridge did not accept an event (``FailedEntryCount`` > 0 or a client error)."""
 
 
 class AgentFailure(AgentryError):

@@ -1,0 +1,72 @@
+"""The ``worker`` function: SQS batches of step events, with partial batch failure reporting.
+
+Each record is an EventBridge event delivered by the step rule. A record whose step fails with
+an unexpected error is reported as a batch item failure, so SQS redelivers only that message
+and, after the queue's max receive count, moves it to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from agentry_runtime.contract import DetailType, StepRequested
+from agentry_runtime.observability import logger, metrics, tracer
+from agentry_runtime.runtime import get_runtime
+
+# Report an all-failed batch as item failures too (rather than raising): the event source
+# mapping then treats it exactly like a partial failure, and the logs stay one line per record.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+class PoisonMessageError(ValueError):
+    """A record that is not a valid step event; it will end in the dead-letter queue."""
+
+
+def parse_step_event(body: str) -> StepRequested:
+    """The step request in an SQS record body (an EventBridge event), else a poison error."""
+    try:
+        event = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise PoisonMessageError(f"body: not JSON ({exc.msg})") from exc
+    if not isinstance(event, dict):
+        raise PoisonMessageError("body: not a JSON object")
+    if event.get("detail-type") != DetailType.STEP_REQUESTED:
+        raise PoisonMessageError(f"detail-type: unexpected {event.get('detail-type')!r}")
+    try:
+        return StepRequested.model_validate(event.get("detail"))
+    except ValueError as exc:
+        raise PoisonMessageError(f"detail: {exc}") from exc
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> str:
+    """Run the step of one record; raising marks just this record as failed."""
+    step = parse_step_event(record.body)
+    logger.append_keys(agent_id=step.agent_id, step=step.step, kind=str(step.kind))
+    try:
+        result = get_runtime().loop.handle(step)
+        logger.info("step handled", outcome=str(result.outcome), reason=result.reason)
+        metrics.add_metric(name="StepEvents", unit="Count", value=1)
+        return str(result.outcome)
+    finally:
+        logger.remove_keys(["agent_id", "step", "kind"])
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Lambda entry point (``contract.Handler.WORKER``)."""
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)

@@ -1,0 +1,691 @@
+"""A deterministic offline model that answers Bedrock Converse at the wire level.
+
+moto intercepts every botocore client and has no ``converse``, so tests and the local
+environment run a real HTTP endpoint instead: :class:`FakeBedrockServer` listens on
+127.0.0.1 and hands each ``POST /model/<modelId>/converse`` body to a *responder*. Point a
+client at it with ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` or ``endpoint_url=``, and the real boto3
+path runs: serialisation, signing, retries, error parsing.
+
+:class:`OfflineModel` is the responder. It validates every request the way Bedrock does
+(answering ``400 ValidationException`` otherwise), plans the demo flight tools from the
+conversation, summarises transcripts, and injects faults on demand (:class:`Faults`).
+Every text it writes starts with ``OfflineModel.LABEL``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+import math
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+from jsonschema import Draft202012Validator, FormatChecker, SchemaError
+
+from agentry_runtime.flights import City, Inventory, inventory
+from agentry_runtime.model import SUMMARY_SYSTEM_PROMPT, estimate_tokens
+from agentry_runtime.state import utcnow
+
+__all__ = [
+    "FakeBedrockServer",
+    "Faults",
+    "OfflineModel",
+    "Responder",
+    "error_response",
+    "serve_offline_model",
+]
+
+#: ``(model_id, request body) -> (status, headers, body)``.
+Responder = Callable[[str, dict[str, Any]], tuple[int, dict[str, str], bytes]]
+
+_CONVERSE_PATH = re.compile(r"^/model/(?P<model_id>[^/]+)/converse$")
+_JSON = {"content-type": "application/json"}
+
+
+def error_response(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    """A Bedrock-style error: botocore reads the code from ``x-amzn-ErrorType``."""
+    body = json.dumps({"message": message}).encode()
+    return status, {**_JSON, "x-amzn-ErrorType": code}, body
+
+
+class FakeBedrockServer:
+    """A Converse endpoint on 127.0.0.1 (a free port) that answers with any responder."""
+
+    def __init__(self, responder: Responder) -> None:
+        self.responder = responder
+        self.endpoint_url = ""
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ids = itertools.count(1)
+
+    def start(self) -> FakeBedrockServer:
+        """Listen and serve in a background thread; sets ``endpoint_url``."""
+        if self._server is not None:
+            return self
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        host, port = server.server_address[:2]
+        self.endpoint_url = f"http://{host!s}:{port}"
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeBedrockServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def handle(self, path: str, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Answer one request: route, parse, record, and ask the responder."""
+        match = _CONVERSE_PATH.match(path.split("?", 1)[0])
+        if match is None:
+            return error_response(404, "UnknownOperationException", f"no operation at {path}")
+        model_id = unquote(match["model_id"])
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError as exc:
+            return error_response(400, "SerializationException", f"request body: {exc}")
+        if not isinstance(body, dict):
+            return error_response(400, "SerializationException", "request body: not an object")
+        with self._lock:
+            self.requests.append({"modelId": model_id, **body})
+        try:
+            return self.responder(model_id, body)
+        except Exception as exc:  # a broken responder must show up in the test, not hang it
+            return error_response(500, "InternalServerException", f"responder failed: {exc!r}")
+
+    def next_request_id(self) -> str:
+        """A fresh ``x-amzn-RequestId``."""
+        return f"offline-{next(self._ids):08d}"
+
+
+def _handler_for(owner: FakeBedrockServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+            status, headers, body = owner.handle(self.path, raw)
+            self.send_response(status)
+            for name, value in {**headers, "x-amzn-RequestId": owner.next_request_id()}.items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # tests read ``owner.requests``; access logs would only be noise
+
+    return Handler
+
+
+@dataclass
+class Faults:
+    """Faults to inject on the next calls; each counter decreases as its fault fires."""
+
+    throttle: int = 0  # next N calls: 429 ThrottlingException
+    server_error: int = 0  # next N calls: 500 InternalServerException / 503 ServiceUnavailable
+    malformed: int = (
+        0  # next N tool plans: an unknown tool, or stop_reason tool_use with no toolUse
+    )
+    bad_tool_args: int = 0  # next N tool calls: input that violates the tool's schema
+
+
+@dataclass(frozen=True)
+class _Goal:
+    origin: City | None
+    destination: City | None
+    day: dt.date | None
+
+
+@dataclass(frozen=True)
+class _Call:
+    name: str
+    input: dict[str, Any]
+    status: str
+    result: dict[str, Any]
+
+
+class OfflineModel:
+    """A deterministic Converse responder for the demo flight tools (see the module doc)."""
+
+    LABEL = "[offline model]"
+
+    def __init__(self, *, today: dt.date | None = None, faults: Faults | None = None) -> None:
+        self.faults = faults or Faults()
+        self.calls = 0
+        self._today = today
+        self._lock = threading.Lock()
+        self._cached_prefixes: set[str] = set()
+
+    @property
+    def today(self) -> dt.date:
+        """The day relative dates count from (today's UTC date unless fixed)."""
+        return self._today or utcnow().date()
+
+    def __call__(self, model_id: str, request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        """Answer one Converse request body."""
+        with self._lock:  # the server is threaded; faults and the cache are shared
+            self.calls += 1
+            if self.faults.throttle > 0:
+                self.faults.throttle -= 1
+                return error_response(429, "ThrottlingException", "Too many requests (offline)")
+            if self.faults.server_error > 0:
+                self.faults.server_error -= 1
+                if self.faults.server_error % 2:
+                    return error_response(503, "ServiceUnavailableException", "Try again later")
+                return error_response(500, "InternalServerException", "Internal error (offline)")
+            problem = _validation_error(request)
+            if problem is not None:
+                return error_response(400, "ValidationException", problem)
+            content, stop_reason = self._answer(request)
+            body = {
+                "output": {"message": {"role": "assistant", "content": content}},
+                "stopReason": stop_reason,
+                "usage": self._usage(request, content),
+                "metrics": {"latencyMs": 1},
+            }
+            return 200, dict(_JSON), json.dumps(body).encode()
+
+    # --- answering -------------------------------------------------------------------------
+
+    def _answer(self, request: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+        system = "\n".join(b["text"] for b in request.get("system", []) if "text" in b)
+        messages: list[dict[str, Any]] = request["messages"]
+        if system.startswith(SUMMARY_SYSTEM_PROMPT):
+            return [{"text": _summary(_user_text(messages))}], "end_turn"
+        specs = _tool_specs(request.get("toolConfig"))
+        if not {"get_flight_info", "book_flight"} <= specs.keys():
+            offered = ", ".join(specs) or "none"
+            return [
+                {
+                    "text": f"{self.LABEL} I can only plan with the demo flight tools "
+                    f"(get_flight_info, book_flight); tools offered: {offered}."
+                }
+            ], "end_turn"
+        plan = self._plan(messages)
+        if isinstance(plan, str):
+            return [{"text": f"{self.LABEL} {plan}"}], "end_turn"
+        name, tool_input, why = plan
+        tool_use_id = "tooluse_" + _digest(messages)[:22]
+        text = {"text": f"{self.LABEL} {why}"}
+        if self.faults.malformed > 0:
+            self.faults.malformed -= 1
+            if self.faults.malformed % 2:
+                return [text], "tool_use"  # claims a tool call but carries none
+            name, tool_input = "unknown_tool", {}
+        elif self.faults.bad_tool_args > 0:
+            self.faults.bad_tool_args -= 1
+            tool_input = _break_input(tool_input, specs[name])
+        use = {"toolUseId": tool_use_id, "name": name, "input": tool_input}
+        return [text, {"toolUse": use}], "tool_use"
+
+    def _plan(self, messages: list[dict[str, Any]]) -> str | tuple[str, dict[str, Any], str]:
+        """The next tool call ``(name, input, why)``, or the final text."""
+        goal_text = _user_text(messages)
+        goal = _read_goal(goal_text, self.today, inventory())
+        if goal.origin is None or goal.destination is None or goal.day is None:
+            missing = [
+                label
+                for label, value in (
+                    ("where you fly from", goal.origin),
+                    ("where you fly to", goal.destination),
+                    ("the day of travel", goal.day),
+                )
+                if value is None
+            ]
+            return (
+                f"To book a flight I need {' and '.join(missing)}, for example "
+                "'from New York to San Francisco tomorrow'."
+            )
+        origin, destination, day = goal.origin, goal.destination, goal.day
+        route = f"from {origin.name} to {destination.name} on {day.isoformat()}"
+        if day < self.today:
+            return f"{day.isoformat()} is in the past; which day do you want to fly {route}?"
+        if _has_no_route(origin, destination):
+            return f"There is no route from {origin.name} to {destination.name} in the inventory."
+        query = {"origin": origin.name, "destination": destination.name, "date": day.isoformat()}
+        calls = [c for c in _calls(messages) if c.status == "success" and _same(c.input, query)]
+        for call in reversed(calls):
+            if call.name == "book_flight" and "confirmation_number" in call.result:
+                return (
+                    f"Booked flight {call.result.get('flight_id')} {route}. "
+                    f"Confirmation number: {call.result['confirmation_number']}."
+                )
+        if confirmed := _CONFIRMATION.findall(goal_text):
+            # The booking's tool call was compacted into a summary: never book twice.
+            return f"Your flight {route} is booked. Confirmation number: {confirmed[-1]}."
+        for call in reversed(calls):
+            if call.name == "get_flight_info" and isinstance(call.result.get("flights"), list):
+                flights = call.result["flights"]
+                if not flights:
+                    return f"There are no flights {route}."
+                best = min(flights, key=lambda f: (f.get("price_usd", 0), f.get("departure", "")))
+                why = f"Booking {best['flight_id']}, the cheapest flight {route}."
+                return "book_flight", {**query, "flight_id": best["flight_id"]}, why
+        return "get_flight_info", query, f"Looking up flights {route}."
+
+    def _usage(self, request: dict[str, Any], content: list[dict[str, Any]]) -> dict[str, int]:
+        system_blocks = request.get("system", [])
+        tools = (request.get("toolConfig") or {}).get("tools", [])
+        total = estimate_tokens(
+            system=json.dumps(system_blocks), messages=request["messages"], tools=tools
+        )
+        cached = read = write = 0
+        if any("cachePoint" in b for b in [*system_blocks, *tools]):
+            # The static prefix (system + tools) is written to the cache once, then read.
+            cached = estimate_tokens(system=json.dumps(system_blocks), messages=[], tools=tools)
+            key = _digest([system_blocks, tools])
+            if key in self._cached_prefixes:
+                read = cached
+            else:
+                self._cached_prefixes.add(key)
+                write = cached
+        output = max(1, math.ceil(len(json.dumps(content)) / 4))
+        uncached = max(1, total - cached)
+        return {
+            "inputTokens": uncached,
+            "outputTokens": output,
+            "totalTokens": uncached + read + write + output,
+            "cacheReadInputTokens": read,
+            "cacheWriteInputTokens": write,
+        }
+
+
+def serve_offline_model(**kwargs: Any) -> FakeBedrockServer:
+    """A started :class:`FakeBedrockServer` answering with ``OfflineModel(**kwargs)``."""
+    return FakeBedrockServer(OfflineModel(**kwargs)).start()
+
+
+# --- reading the conversation ------------------------------------------------------------------
+
+_CONFIRMATION = re.compile(r"\bAGB-[0-9A-F]{8}\b")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_NUMBERS = {
+    w: n
+    for n, w in enumerate(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+    )
+}
+_DATES = re.compile(
+    r"\b(?:(?P<iso>\d{4}-\d{2}-\d{2})"
+    r"|(?P<after>day after tomorrow)"
+    r"|(?P<today>today|tonight)"
+    r"|(?P<tomorrow>tomorrow)"
+    rf"|in\s+(?P<n>\d+|an?|{'|'.join(_NUMBERS)})\s+(?P<unit>days?|weeks?)"
+    rf"|(?P<weekday>{'|'.join(_WEEKDAYS)}))\b",
+    re.IGNORECASE,
+)
+_FROM = re.compile(r"\b(?:from|leaving|departing|out\s+of)\s+(?:the\s+)?$", re.IGNORECASE)
+_TO = re.compile(r"\b(?:to|into|for)\s+(?:the\s+)?$", re.IGNORECASE)
+
+
+def _user_text(messages: list[dict[str, Any]]) -> str:
+    """The goal and the human's later instructions: the text of every user turn."""
+    return "\n".join(
+        b["text"] for m in messages if m["role"] == "user" for b in m["content"] if "text" in b
+    )
+
+
+def _read_goal(text: str, today: dt.date, inv: Inventory) -> _Goal:
+    """Origin, destination and day from free text; later mentions override earlier ones."""
+    mentions = inv.mentions(text)
+    origin = next((c for p, c in reversed(mentions) if _FROM.search(text[:p])), None)
+    destination = next(
+        (c for p, c in reversed(mentions) if _TO.search(text[:p]) and c != origin), None
+    )
+    ordered = list(dict.fromkeys(c for _, c in mentions))
+    if origin is None:
+        origin = next((c for c in ordered if c != destination), None)
+    if destination is None:
+        destination = next((c for c in ordered if c != origin), None)
+    days = [d for m in _DATES.finditer(text) if (d := _day(m, today)) is not None]
+    return _Goal(origin, destination, days[-1] if days else None)
+
+
+def _day(match: re.Match[str], today: dt.date) -> dt.date | None:
+    if iso := match["iso"]:
+        try:
+            return dt.date.fromisoformat(iso)
+        except ValueError:
+            return None
+    if match["today"]:
+        return today
+    if match["tomorrow"]:
+        return today + dt.timedelta(days=1)
+    if match["after"]:
+        return today + dt.timedelta(days=2)
+    if weekday := match["weekday"]:
+        ahead = (_WEEKDAYS.index(weekday.lower()) - today.weekday() - 1) % 7 + 1
+        return today + dt.timedelta(days=ahead)
+    word = match["n"].lower()
+    count = int(word) if word.isdigit() else _NUMBERS.get(word, 1)
+    return today + dt.timedelta(days=count * (7 if match["unit"].lower().startswith("w") else 1))
+
+
+def _calls(messages: list[dict[str, Any]]) -> list[_Call]:
+    """Tool calls of the conversation with their results, in order."""
+    uses = {
+        b["toolUse"]["toolUseId"]: b["toolUse"]
+        for m in messages
+        if m["role"] == "assistant"
+        for b in m["content"]
+        if "toolUse" in b
+    }
+    calls = []
+    for m in messages:
+        for b in m["content"]:
+            if "toolResult" not in b or b["toolResult"]["toolUseId"] not in uses:
+                continue
+            result = b["toolResult"]
+            use = uses[result["toolUseId"]]
+            payload: dict[str, Any] = next(
+                (c["json"] for c in result.get("content", []) if "json" in c), {}
+            )
+            status = result.get("status", "success")
+            calls.append(_Call(use["name"], use["input"], status, payload))
+    return calls
+
+
+def _same(tool_input: dict[str, Any], query: dict[str, Any]) -> bool:
+    inv = inventory()
+    return (
+        all(
+            inv.city(str(tool_input.get(key, ""))) == inv.city(query[key])
+            for key in ("origin", "destination")
+        )
+        and str(tool_input.get("date")) == query["date"]
+    )
+
+
+def _has_no_route(origin: City, destination: City) -> bool:
+    try:
+        inventory().flights(origin, destination)
+    except ValueError:
+        return True
+    return False
+
+
+def _summary(transcript: str) -> str:
+    """A condensed list of the transcript's lines: the start, every booking fact, the end."""
+    lines = list(
+        dict.fromkeys(
+            line.replace(OfflineModel.LABEL, "").strip()[:300]
+            for line in transcript.splitlines()
+            if line.replace(OfflineModel.LABEL, "").strip()
+        )
+    )
+    keep = [
+        line
+        for i, line in enumerate(lines)
+        if i < 2 or i >= len(lines) - 8 or _CONFIRMATION.search(line) or "flight_id" in line
+    ]
+    facts = "\n".join(f"- {line}" for line in keep) or "- (empty transcript)"
+    return f"{OfflineModel.LABEL} Summary of the conversation so far:\n{facts}"
+
+
+def _break_input(tool_input: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The input with a required field missing (or an unexpected one), to violate the schema."""
+    required = spec["inputSchema"]["json"].get("required", [])
+    if required:
+        return {k: v for k, v in tool_input.items() if k != required[-1]}
+    return {**tool_input, "unexpected_field": True}
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --- validation, as Bedrock does it ------------------------------------------------------------
+
+_BLOCK_KINDS = ("text", "toolUse", "toolResult", "cachePoint")
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def _tool_specs(tool_config: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    tools = (tool_config or {}).get("tools", [])
+    return {t["toolSpec"]["name"]: t["toolSpec"] for t in tools if "toolSpec" in t}
+
+
+def _validation_error(request: dict[str, Any]) -> str | None:
+    """Why Bedrock would reject this request, or None."""
+    return (
+        _check_system(request.get("system"))
+        or _check_inference(request.get("inferenceConfig"))
+        or _check_tool_config(request.get("toolConfig"))
+        or _check_messages(request.get("messages"), request.get("toolConfig"))
+    )
+
+
+def _check_system(system: Any) -> str | None:
+    if system is None:
+        return None
+    if not isinstance(system, list):
+        return "system: must be a list of content blocks"
+    for i, block in enumerate(system):
+        kind = _kind(block, ("text", "cachePoint"))
+        if kind is None:
+            return f"system.{i}: must have exactly one of text, cachePoint"
+        if problem := _check_leaf(f"system.{i}", kind, block[kind]):
+            return problem
+    return None
+
+
+def _check_inference(config: Any) -> str | None:
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        return "inferenceConfig: must be an object"
+    max_tokens = config.get("maxTokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        return f"inferenceConfig.maxTokens: must be an integer of at least 1, got {max_tokens!r}"
+    for key in ("temperature", "topP"):
+        value = config.get(key)
+        if value is not None and (not isinstance(value, int | float) or not 0 <= value <= 1):
+            return f"inferenceConfig.{key}: must be between 0 and 1, got {value!r}"
+    stops = config.get("stopSequences", [])
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        return "inferenceConfig.stopSequences: must be a list of non-empty strings"
+    return None
+
+
+def _check_tool_config(config: Any) -> str | None:
+    if config is None:
+        return None
+    tools = config.get("tools") if isinstance(config, dict) else None
+    if not isinstance(tools, list) or not tools:
+        return "toolConfig.tools: must contain at least one tool"
+    names: set[str] = set()
+    for i, tool in enumerate(tools):
+        kind = _kind(tool, ("toolSpec", "cachePoint"))
+        if kind is None:
+            return f"toolConfig.tools.{i}: must have exactly one of toolSpec, cachePoint"
+        if kind == "cachePoint":
+            if problem := _check_leaf(f"toolConfig.tools.{i}", kind, tool[kind]):
+                return problem
+            continue
+        spec = tool["toolSpec"]
+        name = spec.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            return f"toolConfig.tools.{i}.toolSpec.name: must match {_TOOL_NAME.pattern}"
+        if name in names:
+            return f"toolConfig.tools.{i}.toolSpec.name: tool name {name!r} is not unique"
+        names.add(name)
+        schema = (spec.get("inputSchema") or {}).get("json")
+        if not isinstance(schema, dict):
+            return f"toolConfig.tools.{i}.toolSpec.inputSchema.json: must be a JSON schema object"
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            return f"toolConfig.tools.{i}.toolSpec.inputSchema.json: invalid schema: {exc.message}"
+    choice = config.get("toolChoice")
+    if choice is not None and "tool" in choice and choice["tool"].get("name") not in names:
+        return "toolConfig.toolChoice.tool.name: must name a tool of toolConfig.tools"
+    return None
+
+
+def _check_messages(messages: Any, tool_config: dict[str, Any] | None) -> str | None:
+    if not isinstance(messages, list) or not messages:
+        return "messages: must contain at least one message"
+    specs = _tool_specs(tool_config)
+    seen_ids: set[str] = set()
+    pending: dict[str, dict[str, Any]] = {}  # toolUse blocks of the previous assistant turn
+    for i, message in enumerate(messages):
+        where = f"messages.{i}"
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ("user", "assistant"):
+            return f"{where}.role: must be user or assistant, got {role!r}"
+        if i == 0 and role != "user":
+            return "A conversation must start with a user message (messages.0.role)."
+        if i > 0 and role == messages[i - 1].get("role"):
+            return f"{where}.role: a conversation must alternate between user and assistant roles"
+        content = message.get("content")
+        if not isinstance(content, list) or not content:
+            return f"{where}.content: must contain at least one content block"
+        uses: dict[str, dict[str, Any]] = {}
+        results: dict[str, str] = {}
+        for j, block in enumerate(content):
+            bwhere = f"{where}.content.{j}"
+            kind = _kind(block, _BLOCK_KINDS)
+            if kind is None:
+                return f"{bwhere}: must have exactly one of {', '.join(_BLOCK_KINDS)}"
+            if kind in ("toolUse", "toolResult") and tool_config is None:
+                return (
+                    f"{bwhere}: the toolConfig field must be defined when using toolUse and "
+                    "toolResult content blocks"
+                )
+            if kind == "toolUse":
+                problem = _check_tool_use(bwhere, role, block[kind], seen_ids)
+                if problem:
+                    return problem
+                uses[block[kind]["toolUseId"]] = block[kind]
+            elif kind == "toolResult":
+                problem = _check_tool_result(bwhere, role, block[kind], pending, results)
+                if problem:
+                    return problem
+                results[block[kind]["toolUseId"]] = block[kind].get("status", "success")
+            elif problem := _check_leaf(bwhere, kind, block[kind]):
+                return problem
+        if role == "user":
+            if unanswered := sorted(set(pending) - set(results)):
+                return (
+                    f"{where}: toolUse ids {unanswered} of messages.{i - 1} have no toolResult; "
+                    "every toolUse must be answered in the next user turn"
+                )
+            if problem := _check_answered_inputs(where, pending, results, specs):
+                return problem
+        pending = uses
+    if pending:
+        return (
+            f"messages.{len(messages) - 1}: toolUse ids {sorted(pending)} have no toolResult; "
+            "every toolUse must be answered in the next user turn"
+        )
+    return None
+
+
+def _kind(block: Any, allowed: tuple[str, ...]) -> str | None:
+    if not isinstance(block, dict) or len(block) != 1:
+        return None
+    (kind,) = block
+    return kind if kind in allowed else None
+
+
+def _check_leaf(where: str, kind: str, value: Any) -> str | None:
+    if kind == "text" and (not isinstance(value, str) or not value.strip()):
+        return f"{where}.text: the text field is blank; add text to the content block"
+    if kind == "cachePoint" and value != {"type": "default"}:
+        return f"{where}.cachePoint: type must be 'default'"
+    return None
+
+
+def _check_tool_use(where: str, role: str, use: Any, seen_ids: set[str]) -> str | None:
+    if role != "assistant":
+        return f"{where}: toolUse blocks are only allowed in assistant turns"
+    if not isinstance(use, dict) or not isinstance(use.get("toolUseId"), str):
+        return f"{where}.toolUse.toolUseId: required string"
+    if not use["toolUseId"] or use["toolUseId"] in seen_ids:
+        return f"{where}.toolUse.toolUseId: {use['toolUseId']!r} must be non-empty and unique"
+    seen_ids.add(use["toolUseId"])
+    if not isinstance(use.get("name"), str) or not use["name"]:
+        return f"{where}.toolUse.name: required string"
+    if not isinstance(use.get("input"), dict):
+        return f"{where}.toolUse.input: must be a JSON object"
+    return None
+
+
+def _check_tool_result(
+    where: str,
+    role: str,
+    result: Any,
+    pending: dict[str, dict[str, Any]],
+    answered: dict[str, str],
+) -> str | None:
+    if role != "user":
+        return f"{where}: toolResult blocks are only allowed in user turns"
+    if not isinstance(result, dict) or not isinstance(result.get("toolUseId"), str):
+        return f"{where}.toolResult.toolUseId: required string"
+    tool_use_id = result["toolUseId"]
+    if tool_use_id not in pending:
+        return (
+            f"{where}.toolResult.toolUseId: {tool_use_id!r} does not match a toolUse of the "
+            "immediately preceding assistant turn"
+        )
+    if tool_use_id in answered:
+        return f"{where}.toolResult.toolUseId: {tool_use_id!r} is answered twice"
+    if result.get("status", "success") not in ("success", "error"):
+        return f"{where}.toolResult.status: must be success or error"
+    content = result.get("content")
+    if not isinstance(content, list) or not content:
+        return f"{where}.toolResult.content: must contain at least one block"
+    for k, block in enumerate(content):
+        if _kind(block, ("text", "json")) is None:
+            return f"{where}.toolResult.content.{k}: must have exactly one of text, json"
+    return None
+
+
+def _check_answered_inputs(
+    where: str,
+    pending: dict[str, dict[str, Any]],
+    results: dict[str, str],
+    specs: dict[str, dict[str, Any]],
+) -> str | None:
+    # Stricter than Bedrock on purpose, to catch loop bugs: a call answered as a *success* must
+    # name an offered tool and match its schema. A bad call answered with an error result is
+    # how a model learns of its mistake, so it stays valid history.
+    for tool_use_id, use in pending.items():
+        if results.get(tool_use_id) != "success":
+            continue
+        spec = specs.get(use["name"])
+        if spec is None:
+            return f"{where}: toolUse {tool_use_id!r} names unknown tool {use['name']!r}"
+        validator = Draft202012Validator(
+            spec["inputSchema"]["json"], format_checker=FormatChecker()
+        )
+        errors = sorted(validator.iter_errors(use["input"]), key=lambda e: list(e.path))
+        if errors:
+            details = "; ".join(
+                f"{'.'.join(map(str, e.path)) or '(input)'}: {e.message}" for e in errors
+            )
+            return f"{where}: toolUse {tool_use_id!r} input does not match its schema: {details}"
+    return None

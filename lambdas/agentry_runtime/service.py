@@ -1,0 +1,217 @@
+"""What the HTTP API can do to agents: create, read, resume, cancel.
+
+Every change is a conditional commit of the header plus its messages, followed by the event it
+implies; reading builds the article's agent document from the stored items.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from agentry_runtime.contract import StepKind
+from agentry_runtime.errors import PublishError
+from agentry_runtime.events import Publisher
+from agentry_runtime.loop import announce
+from agentry_runtime.prompts import RESUME_PREFIX
+from agentry_runtime.state import (
+    AgentHeader,
+    Message,
+    Status,
+    TextBlock,
+    ToolCallStatus,
+    check_transition,
+    utcnow,
+)
+from agentry_runtime.store import AgentStore
+
+#: How many of the latest turns ``GET /agents/{id}`` shows; the rest is at ``/messages``.
+HISTORY_IN_VIEW = 50
+
+_PLAN_STATUS = {
+    ToolCallStatus.PENDING: "PENDING",
+    ToolCallStatus.IN_PROGRESS: "IN_PROGRESS",
+    ToolCallStatus.SUCCEEDED: "COMPLETED",
+    ToolCallStatus.FAILED: "FAILED",
+}
+
+
+def new_agent_id() -> str:
+    """A fresh agent id."""
+    return f"agent-{uuid.uuid4().hex}"
+
+
+class AgentService:
+    """Agent operations behind the API, over the store and the bus."""
+
+    def __init__(
+        self,
+        *,
+        store: AgentStore,
+        publisher: Publisher,
+        tools: list[dict[str, str]],
+        model_id: str,
+        runtime_version: str,
+        ttl_days: int = 30,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.tools = tools
+        self.model_id = model_id
+        self.runtime_version = runtime_version
+        self.ttl_days = ttl_days
+
+    def create(self, goal: str, prompt: str | None = None) -> AgentHeader:
+        """Store a new agent and its first user turn in one transaction; request its first plan."""
+        now = utcnow()
+        agent_id = new_agent_id()
+        text = goal if not prompt or prompt == goal else f"{goal}\n\n{prompt}"
+        header = AgentHeader(
+            agent_id=agent_id,
+            goal=goal,
+            message_count=1,
+            runtime_version=self.runtime_version,
+            model_id=self.model_id,
+            created_at=now,
+            updated_at=now,
+            ttl=int((now + timedelta(days=self.ttl_days)).timestamp()),
+        )
+        first = Message(seq=0, role="user", content=[TextBlock(text=text)], step=0)
+        self.store.create(header, first)
+        try:
+            announce(self.store, self.publisher, header)
+        except PublishError:
+            # Nothing will ever run this agent: mark it failed rather than leave it waiting.
+            failed = header.model_copy(update={"status": Status.FAILED, "next_step": None})
+            self.store.update_header(header.version, failed)
+            raise
+        return header
+
+    def resume(self, agent_id: str, instruction: str) -> AgentHeader:
+        """Give a waiting agent a human instruction and request a new plan."""
+        header = self.store.get_header(agent_id)
+        target = check_transition(header.status, Status.RESUMED)
+        seq = header.message_count
+        message = Message(
+            seq=seq,
+            role="user",
+            content=[TextBlock(text=f"{RESUME_PREFIX} {instruction}")],
+            step=header.step,
+        )
+        resumed = header.model_copy(
+            update={
+                "status": target,
+                "step": header.step + 1,
+                "next_step": StepKind.PLAN,
+                "message_count": seq + 1,
+                "recovery_attempts": 0,
+                "consecutive_tool_failures": 0,
+                "plan_retries": 0,
+                "pending_tool_use_ids": [],
+            }
+        )
+        written = self.store.commit(header.version, resumed, messages=[message])
+        announce(self.store, self.publisher, written)
+        return written
+
+    def cancel(self, agent_id: str) -> AgentHeader:
+        """Stop an agent for good; in-flight step events become stale."""
+        header = self.store.get_header(agent_id)
+        cancelled = header.model_copy(
+            update={
+                "status": check_transition(header.status, Status.CANCELLED),
+                "step": header.step + 1,
+                "next_step": None,
+                "pending_tool_use_ids": [],
+            }
+        )
+        return self.store.update_header(header.version, cancelled)
+
+    def view(self, agent_id: str) -> dict[str, Any]:
+        """The agent in the article's shape, built from the header, messages and tool records."""
+        header = self.store.get_header(agent_id)
+        first_seq = max(0, header.message_count - HISTORY_IN_VIEW)
+        history = self.store.messages(agent_id, after_seq=first_seq - 1)
+        calls = sorted(self.store.tool_calls(agent_id), key=lambda c: (c.step, c.created_at))
+        plan = [
+            {
+                "step": index + 1,
+                "action": "TOOL_USE",
+                "toolName": call.name,
+                "toolUseId": call.tool_use_id,
+                "parameters": call.input,
+                "status": _PLAN_STATUS[call.status],
+                **({"result": call.result} if call.result is not None else {}),
+                **({"error": call.error} if call.error else {}),
+            }
+            for index, call in enumerate(calls)
+        ]
+        metadata: dict[str, Any] = {
+            "createdAt": _iso(header.created_at),
+            "lastUpdated": _iso(header.updated_at),
+            "invocationCount": header.step,
+            "errorCount": header.error_count,
+            "recoveryAttempts": header.recovery_attempts,
+            "toolCallCount": header.tool_call_count,
+            "runtimeVersion": header.runtime_version,
+            "modelId": header.model_id,
+            "usage": header.usage.model_dump(by_alias=True),
+        }
+        if header.last_plan_at:
+            metadata["lastPlanGeneratedAt"] = _iso(header.last_plan_at)
+        if header.last_tool_execution_at:
+            metadata["lastToolExecutionAt"] = _iso(header.last_tool_execution_at)
+        document: dict[str, Any] = {
+            "agentId": header.agent_id,
+            "status": str(header.status),
+            "goal": header.goal,
+            "context": {
+                "conversationHistory": [_history_entry(m) for m in history],
+                "historyTruncated": first_seq > 0,
+                "messageCount": header.message_count,
+            },
+            "plan": plan,
+            "tools": self.tools,
+            "metadata": metadata,
+        }
+        if header.answer is not None:
+            document["answer"] = header.answer
+        if header.last_error is not None:
+            document["lastError"] = {
+                "errorType": str(header.last_error.error_type),
+                "message": header.last_error.message,
+                "step": header.last_error.step,
+                "at": _iso(header.last_error.at),
+            }
+        return document
+
+    def messages(self, agent_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
+        """One page of the agent's messages, oldest first, with the cursor of the next page."""
+        self.store.get_header(agent_id)
+        page, next_cursor = self.store.page_messages(agent_id, limit=limit, cursor=cursor)
+        return {
+            "agentId": agent_id,
+            "messages": [
+                {
+                    "seq": m.seq,
+                    "role": m.role,
+                    "step": m.step,
+                    "createdAt": _iso(m.created_at),
+                    "content": m.to_converse()["content"],
+                }
+                for m in page
+            ],
+            "nextCursor": next_cursor,
+        }
+
+
+def _history_entry(message: Message) -> dict[str, Any]:
+    # The article shows plain-text turns as strings; tool turns keep their Converse blocks.
+    if all(isinstance(block, TextBlock) for block in message.content):
+        return {"role": message.role, "content": message.text()}
+    return {"role": message.role, "content": message.to_converse()["content"]}
+
+
+def _iso(moment: Any) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,293 @@
+"""IAM documents as pure functions: explicit statements, every resource an ARN.
+
+Roles get their permissions as ``aws.iam.RolePolicy`` JSON built here, never from
+``iam.get_policy_document`` (it does not run under Pulumi mocks) or wildcard managed policies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = [
+    "LOGS_DELIVERY_ACTIONS",
+    "XRAY_ACTIONS",
+    "Statement",
+    "api_statements",
+    "assume_role_policy",
+    "key_policy",
+    "kms_statements",
+    "lambda_logs_statements",
+    "log_group_arn",
+    "policy_document",
+    "queue_send_policy",
+    "recovery_statements",
+    "rule_arn",
+    "statement",
+    "topic_publish_policy",
+    "worker_statements",
+    "xray_statements",
+]
+
+Statement = dict[str, Any]
+
+#: Table actions the runtime uses; TransactWriteItems is authorised per item action.
+TABLE_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
+)
+#: X-Ray actions have no resource-level permissions: ``*`` is the only valid resource.
+XRAY_ACTIONS = (
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+)
+#: CloudWatch Logs vended-delivery actions (Step Functions logging) have no resource-level
+#: permissions either: AWS documents ``*`` as their only resource.
+LOGS_DELIVERY_ACTIONS = (
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+)
+
+
+def statement(
+    sid: str,
+    actions: Sequence[str],
+    resources: Sequence[str],
+    condition: dict[str, Any] | None = None,
+) -> Statement:
+    """One ``Allow`` statement; raises if ``actions`` or ``resources`` is empty."""
+    if not actions:
+        raise ValueError(f"{sid}.Action: at least one action is required")
+    if not resources:
+        raise ValueError(f"{sid}.Resource: at least one resource is required")
+    stmt: Statement = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": list(actions),
+        "Resource": list(resources),
+    }
+    if condition:
+        stmt["Condition"] = condition
+    return stmt
+
+
+def policy_document(statements: Iterable[Statement]) -> dict[str, Any]:
+    """A policy document (version 2012-10-17) holding ``statements``."""
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def assume_role_policy(service: str, account_id: str) -> dict[str, Any]:
+    """Trust policy letting ``service`` assume a role, only on behalf of ``account_id``."""
+    return policy_document(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+                # Confused-deputy guard: the service acts for this account only.
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            }
+        ]
+    )
+
+
+def log_group_arn(region: str, account_id: str, name: str) -> str:
+    """ARN of a CloudWatch log group (without the ``:*`` stream suffix)."""
+    return f"arn:aws:logs:{region}:{account_id}:log-group:{name}"
+
+
+def lambda_logs_statements(group_arn: str) -> list[Statement]:
+    """Write to the function's own log group and nothing else."""
+    return [
+        statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{group_arn}:*"])
+    ]
+
+
+def xray_statements() -> list[Statement]:
+    """Send traces (X-Ray supports no resource-level permissions, hence ``*``)."""
+    return [statement("SendTraces", XRAY_ACTIONS, ["*"])]
+
+
+def kms_statements(key_arn: str | None) -> list[Statement]:
+    """Use the customer-managed key, when there is one."""
+    if not key_arn:
+        return []
+    return [statement("UseDataKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key_arn])]
+
+
+def worker_statements(
+    *,
+    table_arn: str,
+    bus_arn: str,
+    queue_arn: str,
+    bedrock: Sequence[Statement],
+    key_arn: str | None,
+) -> list[Statement]:
+    """What the worker needs: its table, bus and queue, the allowed models, the key."""
+    return [
+        statement("AgentTable", TABLE_ACTIONS, [table_arn]),
+        statement("PublishEvents", ["events:PutEvents"], [bus_arn]),
+        statement(
+            "ConsumeSteps",
+            [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ChangeMessageVisibility",
+            ],
+            [queue_arn],
+        ),
+        *bedrock,
+        *kms_statements(key_arn),
+    ]
+
+
+def api_statements(*, table_arn: str, bus_arn: str, key_arn: str | None) -> list[Statement]:
+    """What the api function needs: its table (with idempotency records) and the bus."""
+    # Powertools' idempotency layer deletes its record when the handler fails, so a client
+    # retry can run again: the api alone also needs DeleteItem.
+    return [
+        statement("AgentTable", [*TABLE_ACTIONS, "dynamodb:DeleteItem"], [table_arn]),
+        statement("PublishEvents", ["events:PutEvents"], [bus_arn]),
+        *kms_statements(key_arn),
+    ]
+
+
+def recovery_statements(
+    *, table_arn: str, bus_arn: str, topic_arn: str, key_arn: str | None
+) -> list[Statement]:
+    """The recovery state machine's role: read/update headers, publish, notify, log, trace."""
+    return [
+        statement("AgentHeader", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
+        statement("PublishEvents", ["events:PutEvents"], [bus_arn]),
+        statement("NotifyHumans", ["sns:Publish"], [topic_arn]),
+        *kms_statements(key_arn),
+        statement("DeliverLogs", LOGS_DELIVERY_ACTIONS, ["*"]),
+        *xray_statements(),
+    ]
+
+
+def rule_arn(bus_arn: str, rule_name: str) -> str:
+    """ARN of rule ``rule_name`` on the bus ``bus_arn`` (rules on a custom bus nest under it)."""
+    return f"{bus_arn.replace(':event-bus/', ':rule/', 1)}/{rule_name}"
+
+
+def queue_send_policy(*, queue_arn: str, source_arns: Sequence[str]) -> dict[str, Any]:
+    """Queue policy: EventBridge may send only on behalf of the given rules (ARN patterns)."""
+    return policy_document(
+        [
+            {
+                "Sid": "EventBridgeRulesOnly",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnLike": {"aws:SourceArn": list(source_arns)}},
+            }
+        ]
+    )
+
+
+def topic_publish_policy(
+    *, topic_arn: str, account_id: str, role_arns: Sequence[str] = (), service: str | None = None
+) -> dict[str, Any]:
+    """Topic policy: the account manages the topic; only the named roles or service publish."""
+    statements: list[Statement] = [
+        {
+            "Sid": "AccountManages",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+            "Action": [
+                "sns:GetTopicAttributes",
+                "sns:SetTopicAttributes",
+                "sns:Subscribe",
+                "sns:ListSubscriptionsByTopic",
+                "sns:DeleteTopic",
+            ],
+            "Resource": topic_arn,
+        }
+    ]
+    if role_arns:
+        statements.append(
+            {
+                "Sid": "PublishersOnly",
+                "Effect": "Allow",
+                "Principal": {"AWS": list(role_arns)},
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+            }
+        )
+    if service:
+        statements.append(
+            {
+                "Sid": "ServicePublishes",
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            }
+        )
+    return policy_document(statements)
+
+
+def key_policy(*, account_id: str, region: str) -> dict[str, Any]:
+    """Key policy of the customer-managed key: IAM decides for the account's principals, and
+    the services that encrypt on our behalf (logs, EventBridge -> SQS, CloudWatch -> SNS) may
+    use it for this account only."""
+    root = f"arn:aws:iam::{account_id}:root"
+    services = {
+        "AlarmsToTopic": "cloudwatch.amazonaws.com",
+        "EventsToQueues": "events.amazonaws.com",
+    }
+    statements: list[Statement] = [
+        {
+            # The documented default: without it the key becomes unmanageable (AWS KMS guide).
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": root},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "LogsEncrypt",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": [
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
+            ],
+            "Resource": "*",
+            "Condition": {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account_id}:*"
+                }
+            },
+        },
+    ]
+    for sid, service in services.items():
+        statements.append(
+            {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            }
+        )
+    return policy_document(statements)

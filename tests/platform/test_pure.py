@@ -1,0 +1,224 @@
+"""Pure functions of agentry_platform: Bedrock statements, patterns, naming, IAM, recovery ASL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from statelint.linter import Linter
+
+from agentry_platform.bedrock import (
+    InferenceProfileGrant,
+    bedrock_statements,
+    foundation_model_arn,
+)
+from agentry_platform.iam import (
+    queue_send_policy,
+    recovery_statements,
+    rule_arn,
+    topic_publish_policy,
+    worker_statements,
+)
+from agentry_platform.naming import physical_name, stack_tags
+from agentry_platform.patterns import error_pattern, step_pattern
+from agentry_platform.recovery import recovery_definition
+from agentry_runtime.contract import (
+    EVENT_SOURCE,
+    RECOVERY_SOURCE,
+    RETRYABLE_ERRORS,
+    DetailType,
+    ErrorType,
+)
+
+HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
+PROFILE = InferenceProfileGrant(
+    id=f"us.{HAIKU}", model=HAIKU, regions=("us-east-1", "us-east-2", "us-west-2")
+)
+
+
+# --- Bedrock --------------------------------------------------------------------------------
+
+
+def test_models_get_invoke_model_on_their_foundation_model_arns() -> None:
+    # GIVEN two allowed models WHEN statements are generated
+    [stmt] = bedrock_statements(
+        region="eu-west-1", account_id="111122223333", models=[HAIKU, "amazon.nova-lite-v1:0"]
+    )
+    # THEN InvokeModel (which authorises Converse) is granted on exactly those ARNs
+    assert stmt["Action"] == ["bedrock:InvokeModel"]
+    assert stmt["Resource"] == [
+        "arn:aws:bedrock:eu-west-1::foundation-model/amazon.nova-lite-v1:0",
+        f"arn:aws:bedrock:eu-west-1::foundation-model/{HAIKU}",
+    ]
+    assert "Condition" not in stmt
+
+
+def test_profile_grants_profile_and_each_destination_region_under_condition() -> None:
+    # GIVEN a system inference profile routing to three regions
+    statements = bedrock_statements(
+        region="us-east-1", account_id="111122223333", models=[HAIKU], profiles=[PROFILE]
+    )
+    # THEN the profile ARN is granted, and the model in every destination region only via it
+    profile_arn = f"arn:aws:bedrock:us-east-1:111122223333:inference-profile/us.{HAIKU}"
+    by_sid = {s["Sid"]: s for s in statements}
+    assert by_sid["InvokeProfile0"]["Resource"] == [profile_arn]
+    scoped = by_sid["InvokeProfileModels0"]
+    assert scoped["Resource"] == [foundation_model_arn(r, HAIKU) for r in PROFILE.regions]
+    assert scoped["Condition"] == {"StringEquals": {"bedrock:InferenceProfileArn": profile_arn}}
+    assert all(s["Action"] == ["bedrock:InvokeModel"] for s in statements)
+
+
+@pytest.mark.parametrize("model", ["anthropic.*", "*", "anthropic.claude?", "Anthropic.X"])
+def test_wildcard_or_malformed_models_are_refused(model: str) -> None:
+    # GIVEN a model id that is not concrete WHEN statements are generated THEN it is refused
+    with pytest.raises(ValueError, match="model"):
+        bedrock_statements(region="us-east-1", account_id="1", models=[model])
+
+
+def test_profile_without_regions_is_refused() -> None:
+    # GIVEN a profile with no destination regions THEN the error names the field
+    empty = InferenceProfileGrant(id=PROFILE.id, model=HAIKU, regions=())
+    with pytest.raises(ValueError, match=r"profiles\[0\]\.regions"):
+        bedrock_statements(region="us-east-1", account_id="1", models=[], profiles=[empty])
+
+
+# --- patterns, naming, IAM ------------------------------------------------------------------
+
+
+def test_step_pattern_takes_runtime_and_recovery_step_requests() -> None:
+    assert step_pattern() == {
+        "source": [EVENT_SOURCE, RECOVERY_SOURCE],
+        "detail-type": [DetailType.STEP_REQUESTED.value],
+    }
+
+
+def test_error_pattern_takes_runtime_agent_errors_only() -> None:
+    assert error_pattern() == {
+        "source": [EVENT_SOURCE],
+        "detail-type": [DetailType.AGENT_ERROR.value],
+    }
+
+
+def test_physical_names_are_prefixed_and_checked() -> None:
+    assert physical_name("dev", "steps-dlq") == "agentry-dev-steps-dlq"
+    with pytest.raises(ValueError, match="suffix"):
+        physical_name("dev", "Bad_Name")
+    with pytest.raises(ValueError, match="longer than 64"):
+        physical_name("dev", "x" * 60)
+
+
+def test_required_tags_win_over_config_tags() -> None:
+    # GIVEN config tags that try to override a required tag
+    tags = stack_tags("prod", {"Owner": "team", "Environment": "oops"})
+    # THEN the required tags hold the stack's values and extra tags are kept
+    assert tags == {
+        "Owner": "team",
+        "Project": "agentry",
+        "Environment": "prod",
+        "ManagedBy": "pulumi",
+    }
+
+
+def _resources(statements: list[dict[str, Any]]) -> dict[str, list[str]]:
+    return {s["Sid"]: s["Resource"] for s in statements}
+
+
+def test_worker_statements_are_scoped_to_arns_and_key_is_optional() -> None:
+    # GIVEN no CMK WHEN the worker's statements are built THEN no KMS grant appears
+    without_key = worker_statements(
+        table_arn="t", bus_arn="b", queue_arn="q", bedrock=[], key_arn=None
+    )
+    assert "UseDataKey" not in _resources(without_key)
+    # AND with a key, KMS is granted on that key only
+    with_key = worker_statements(table_arn="t", bus_arn="b", queue_arn="q", bedrock=[], key_arn="k")
+    assert _resources(with_key) == {
+        "AgentTable": ["t"],
+        "PublishEvents": ["b"],
+        "ConsumeSteps": ["q"],
+        "UseDataKey": ["k"],
+    }
+    assert all("*" not in a for s in with_key for a in s["Action"])
+
+
+def test_recovery_role_uses_star_only_for_actions_without_resource_permissions() -> None:
+    statements = recovery_statements(table_arn="t", bus_arn="b", topic_arn="s", key_arn=None)
+    starred = {a for s in statements if s["Resource"] == ["*"] for a in s["Action"]}
+    assert starred
+    assert all(a.startswith(("logs:", "xray:")) for a in starred)
+
+
+def test_rule_arn_nests_under_custom_bus() -> None:
+    arn = rule_arn("arn:aws:events:us-east-1:1:event-bus/agentry-dev-bus", "agentry-dev-steps")
+    assert arn == "arn:aws:events:us-east-1:1:rule/agentry-dev-bus/agentry-dev-steps"
+
+
+def test_queue_policy_admits_only_named_rules() -> None:
+    [stmt] = queue_send_policy(queue_arn="q", source_arns=["r"])["Statement"]
+    assert stmt["Principal"] == {"Service": "events.amazonaws.com"}
+    assert stmt["Condition"] == {"ArnLike": {"aws:SourceArn": ["r"]}}
+
+
+def test_topic_policy_lets_only_the_role_publish() -> None:
+    doc = topic_publish_policy(topic_arn="t", account_id="1", role_arns=["role"])
+    publishers = [s for s in doc["Statement"] if "sns:Publish" in json.dumps(s["Action"])]
+    assert [s["Principal"] for s in publishers] == [{"AWS": ["role"]}]
+
+
+# --- recovery definition --------------------------------------------------------------------
+
+
+def _definition(**overrides: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "table_name": "agentry-dev-agents",
+        "bus_name": "agentry-dev-bus",
+        "topic_arn": "arn:aws:sns:us-east-1:123456789012:agentry-dev-needs-human",
+        "max_attempts": 3,
+        "delay_seconds": 5,
+    }
+    return recovery_definition(**(args | overrides))
+
+
+def test_recovery_definition_passes_statelint() -> None:
+    assert Linter.validate(_definition()) == []
+
+
+def test_every_task_has_retry_with_jitter_and_catch() -> None:
+    tasks = {n: s for n, s in _definition()["States"].items() if s["Type"] == "Task"}
+    assert len(tasks) >= 5
+    for name, task in tasks.items():
+        assert task["Retry"], name
+        assert all(r["BackoffRate"] == 2.0 and r["JitterStrategy"] == "FULL" for r in task["Retry"])
+        assert all(r["MaxAttempts"] > 0 for r in task["Retry"]), name
+        assert any(c["ErrorEquals"] == ["States.ALL"] for c in task["Catch"]), name
+        # Only direct service integrations, never a Lambda.
+        assert task["Resource"].startswith("arn:aws:states:::"), name
+        assert "lambda" not in task["Resource"], name
+
+
+def test_conditional_writes_end_quietly_when_stale() -> None:
+    states = _definition()["States"]
+    for name in ("RecordAttempt", "MarkNeedsHuman"):
+        stale = states[name]["Catch"][0]
+        assert stale["ErrorEquals"] == ["DynamoDB.ConditionalCheckFailedException"]
+        assert states[stale["Next"]]["Type"] == "Succeed"
+
+
+def test_choice_is_on_the_typed_error_type() -> None:
+    # GIVEN the definition WHEN its retry choice is read
+    [rule] = _definition()["States"]["IsRetryable"]["Choices"]
+    # THEN it compares $.detail.errorType for equality with each retryable error, nothing else
+    assert rule["Or"] == [
+        {"Variable": "$.detail.errorType", "StringEquals": e.value} for e in RETRYABLE_ERRORS
+    ]
+    text = json.dumps(_definition())
+    assert "StringMatches" not in text
+    assert ErrorType.MODEL_REJECTED.value not in text
+
+
+def test_attempts_and_delay_come_from_arguments() -> None:
+    states = _definition(max_attempts=7, delay_seconds=42)["States"]
+    assert states["HasAttemptsLeft"]["Choices"][0]["NumericLessThan"] == 7
+    assert states["Backoff"]["Seconds"] == 42
+    with pytest.raises(ValueError, match="max_attempts"):
+        _definition(max_attempts=-1)

@@ -1,0 +1,239 @@
+"""The recovery definition really runs in moto's Step Functions interpreter."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from agentry_platform.recovery import NOTIFICATION_SUBJECT, recovery_definition
+from agentry_runtime.contract import (
+    EVENT_SOURCE,
+    NEEDS_HUMAN_STATUS,
+    RECOVERING_STATUS,
+    RECOVERY_SOURCE,
+    DetailType,
+    ErrorType,
+    agent_pk,
+)
+
+REGION = "us-east-1"
+MAX_ATTEMPTS = 2
+
+
+@dataclass
+class Sandbox:
+    """The AWS resources the state machine talks to, in moto."""
+
+    ddb: Any
+    sfn: Any
+    sqs: Any
+    table: str
+    machine_arn: str
+    step_queue_url: str
+    human_queue_url: str
+
+
+def _queue_arn(sqs: Any, url: str) -> str:
+    return str(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+    )
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        events = boto3.client("events", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        iam = boto3.client("iam", region_name=REGION)
+
+        table = "agentry-test-agents"
+        ddb.create_table(
+            TableName=table,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        bus = "agentry-test-bus"
+        events.create_event_bus(Name=bus)
+        step_queue_url = sqs.create_queue(QueueName="steps")["QueueUrl"]
+        events.put_rule(
+            Name="steps",
+            EventBusName=bus,
+            EventPattern=json.dumps({"detail-type": [DetailType.STEP_REQUESTED.value]}),
+        )
+        events.put_targets(
+            Rule="steps",
+            EventBusName=bus,
+            Targets=[{"Id": "q", "Arn": _queue_arn(sqs, step_queue_url)}],
+        )
+        topic_arn = sns.create_topic(Name="humans")["TopicArn"]
+        human_queue_url = sqs.create_queue(QueueName="humans")["QueueUrl"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=_queue_arn(sqs, human_queue_url))
+        role_arn = iam.create_role(
+            RoleName="recovery",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        definition = recovery_definition(
+            table_name=table,
+            bus_name=bus,
+            topic_arn=topic_arn,
+            max_attempts=MAX_ATTEMPTS,
+            delay_seconds=0,
+        )
+        machine_arn = sfn.create_state_machine(
+            name="recovery", definition=json.dumps(definition), roleArn=role_arn
+        )["stateMachineArn"]
+        yield Sandbox(ddb, sfn, sqs, table, machine_arn, step_queue_url, human_queue_url)
+
+
+def _put_agent(box: Sandbox, agent_id: str, *, step: int, attempts: int) -> None:
+    box.ddb.put_item(
+        TableName=box.table,
+        Item={
+            "pk": {"S": agent_pk(agent_id)},
+            "sk": {"S": "META"},
+            "status": {"S": "TOOL_EXECUTION_FAILED"},
+            "step": {"N": str(step)},
+            "version": {"N": "7"},
+            "nextStep": {"S": "act"},
+            "recoveryAttempts": {"N": str(attempts)},
+            "updatedAt": {"S": "2024-01-01T00:00:00+00:00"},
+        },
+    )
+
+
+def _header(box: Sandbox, agent_id: str) -> dict[str, Any]:
+    item = box.ddb.get_item(
+        TableName=box.table, Key={"pk": {"S": agent_pk(agent_id)}, "sk": {"S": "META"}}
+    )["Item"]
+    return {name: next(iter(value.values())) for name, value in item.items()}
+
+
+def _run(box: Sandbox, agent_id: str, *, step: int, error: ErrorType) -> str:
+    event = {
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": DetailType.AGENT_ERROR.value,
+        "source": EVENT_SOURCE,
+        "account": "123456789012",
+        "time": "2024-01-01T00:00:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail": {
+            "schemaVersion": 1,
+            "agentId": agent_id,
+            "step": step,
+            "errorType": error.value,
+            "message": "Bedrock throttled the request",
+            "retryable": True,
+        },
+    }
+    execution = box.sfn.start_execution(
+        stateMachineArn=box.machine_arn, name=f"{agent_id}-{step}", input=json.dumps(event)
+    )["executionArn"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status = str(box.sfn.describe_execution(executionArn=execution)["status"])
+        if status != "RUNNING":
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"execution {execution} still RUNNING after 20 s")
+
+
+def _messages(box: Sandbox, url: str) -> list[dict[str, Any]]:
+    received = box.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in received.get("Messages", [])]
+
+
+def test_retryable_error_records_attempt_and_requests_plan(sandbox: Sandbox) -> None:
+    # GIVEN an agent at step 4 with no recovery attempt yet
+    _put_agent(sandbox, "a1", step=4, attempts=0)
+    # WHEN a retryable error of step 4 runs through recovery
+    status = _run(sandbox, "a1", step=4, error=ErrorType.MODEL_THROTTLED)
+    # THEN the header records the attempt and moves to a new plan step
+    assert status == "SUCCEEDED"
+    header = _header(sandbox, "a1")
+    assert header["status"] == RECOVERING_STATUS
+    assert header["recoveryAttempts"] == "1"
+    assert header["step"] == "5"
+    assert header["version"] == "8"
+    assert header["nextStep"] == "plan"
+    assert header["lastErrorType"] == ErrorType.MODEL_THROTTLED.value
+    # AND a step event with a numeric step reaches the step queue
+    [event] = _messages(sandbox, sandbox.step_queue_url)
+    assert event["source"] == RECOVERY_SOURCE
+    assert event["detail-type"] == DetailType.STEP_REQUESTED.value
+    assert event["detail"] == {
+        "schemaVersion": 1,
+        "agentId": "a1",
+        "step": 5,
+        "kind": "plan",
+        "reason": "recovery",
+    }
+    assert _messages(sandbox, sandbox.human_queue_url) == []
+
+
+def test_exhausted_attempts_ask_a_human(sandbox: Sandbox) -> None:
+    # GIVEN an agent that already used every recovery attempt
+    _put_agent(sandbox, "a2", step=3, attempts=MAX_ATTEMPTS)
+    # WHEN another retryable error arrives for its current step
+    status = _run(sandbox, "a2", step=3, error=ErrorType.INTERNAL)
+    # THEN the agent waits for a human and the topic carries a message naming it
+    assert status == "SUCCEEDED"
+    header = _header(sandbox, "a2")
+    assert header["status"] == NEEDS_HUMAN_STATUS
+    assert header["step"] == "3"
+    assert header["version"] == "8"
+    [notification] = _messages(sandbox, sandbox.human_queue_url)
+    assert notification["Subject"] == NOTIFICATION_SUBJECT
+    assert json.loads(notification["Message"]) == {
+        "agentId": "a2",
+        "step": 3,
+        "errorType": ErrorType.INTERNAL.value,
+        "message": "Bedrock throttled the request",
+        "status": NEEDS_HUMAN_STATUS,
+    }
+    assert _messages(sandbox, sandbox.step_queue_url) == []
+
+
+def test_non_retryable_error_asks_a_human_at_once(sandbox: Sandbox) -> None:
+    # GIVEN a fresh agent
+    _put_agent(sandbox, "a3", step=1, attempts=0)
+    # WHEN the model rejected the request (not retryable)
+    _run(sandbox, "a3", step=1, error=ErrorType.MODEL_REJECTED)
+    # THEN no attempt is spent: the agent goes straight to a human
+    header = _header(sandbox, "a3")
+    assert header["status"] == NEEDS_HUMAN_STATUS
+    assert header["recoveryAttempts"] == "0"
+    assert len(_messages(sandbox, sandbox.human_queue_url)) == 1
+
+
+def test_stale_step_changes_nothing(sandbox: Sandbox) -> None:
+    # GIVEN an agent that already moved on to step 6
+    _put_agent(sandbox, "a4", step=6, attempts=0)
+    before = _header(sandbox, "a4")
+    # WHEN an error of its old step 5 arrives late
+    status = _run(sandbox, "a4", step=5, error=ErrorType.MODEL_THROTTLED)
+    # THEN the execution ends quietly and nothing changed or was published
+    assert status == "SUCCEEDED"
+    assert _header(sandbox, "a4") == before
+    assert _messages(sandbox, sandbox.step_queue_url) == []
+    assert _messages(sandbox, sandbox.human_queue_url) == []

@@ -1,0 +1,216 @@
+"""A small in-process world for runtime tests: moto bus, rule, queue, table and a fake Bedrock.
+
+Step events really travel: the loop publishes on the moto bus, a rule routes them to an SQS
+queue, and ``pump`` delivers them to the real worker handler as SQS batches, deleting only the
+records the handler did not report as failed (as the Lambda event source mapping does).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from agentry_runtime.contract import EVENT_SOURCE, RECOVERY_SOURCE, DetailType
+from agentry_runtime.events import Publisher
+from agentry_runtime.flights import bookings, demo_registry
+from agentry_runtime.handlers import api, worker
+from agentry_runtime.invoke import LambdaContext, decode_body, http_api_event, sqs_event
+from agentry_runtime.model import ModelClient, ModelSettings
+from agentry_runtime.offline_model import FakeBedrockServer, OfflineModel
+from agentry_runtime.runtime import Runtime, set_runtime
+from agentry_runtime.settings import LoopSettings
+from agentry_runtime.store import AgentStore
+from agentry_runtime.tools import ToolRegistry
+
+REGION = "us-east-1"
+MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
+
+
+class SerializedClient:
+    """A boto3 client whose calls run one at a time.
+
+    moto's DynamoDB is not thread-safe (a cancelled transaction restores a deep copy of the
+    whole table, undoing a concurrent writer's items), while each real DynamoDB call is atomic.
+    Serialising calls keeps what concurrency tests exercise real: the interleaving of calls.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
+@dataclass
+class World:
+    """Bus, queues, table, fake Bedrock and the runtime wired over them."""
+
+    table_name: str
+    responder: Any = field(default_factory=OfflineModel)
+    tools: ToolRegistry | None = None
+    settings: LoopSettings = field(default_factory=LoopSettings)
+    max_receive_count: int = 0
+
+    def __post_init__(self) -> None:
+        self.events = boto3.client("events", region_name=REGION)
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.dynamodb = SerializedClient(boto3.client("dynamodb", region_name=REGION))
+        self.bus = "agentry-test"
+        self.events.create_event_bus(Name=self.bus)
+        self.steps_url, self.steps_arn = self._queue("steps", redrive=self.max_receive_count)
+        self.others_url, others_arn = self._queue("others")
+        self._route(
+            "steps",
+            {"source": [EVENT_SOURCE, RECOVERY_SOURCE], "detail-type": [DetailType.STEP_REQUESTED]},
+            self.steps_arn,
+        )
+        self._route(
+            "others",
+            {
+                "source": [EVENT_SOURCE],
+                "detail-type": [
+                    DetailType.AGENT_ERROR,
+                    DetailType.AGENT_COMPLETED,
+                    DetailType.AGENT_NEEDS_HUMAN,
+                ],
+            },
+            others_arn,
+        )
+        self.server = FakeBedrockServer(self.responder).start()
+        bedrock = boto3.client(
+            "bedrock-runtime",
+            region_name=REGION,
+            endpoint_url=self.server.endpoint_url,
+            config=Config(retries={"mode": "standard", "max_attempts": 4}),
+        )
+        self.publisher = Publisher(self.bus, client=self.events)
+        self.runtime = Runtime(
+            store=AgentStore(self.table_name, client=self.dynamodb),
+            model=ModelClient(ModelSettings(model_id=MODEL_ID), client=bedrock),
+            tools=self.tools or demo_registry(),
+            publisher=self.publisher,
+            settings=self.settings,
+        )
+        set_runtime(self.runtime)
+        self.observed: list[dict[str, Any]] = []
+
+    def close(self) -> None:
+        """Stop the fake endpoint and forget the injected runtime."""
+        self.server.stop()
+        set_runtime(None)
+
+    # --- api --------------------------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """Invoke the api handler with an HTTP API v2 event; return status and JSON body."""
+        event = http_api_event(method, path, body=body, headers=headers, query=query)
+        response = api.handler(event, LambdaContext(function_name="agentry-api"))
+        return response["statusCode"], decode_body(response)
+
+    def start(self, goal: str) -> str:
+        """Create an agent through the API; return its id."""
+        status, body = self.call("POST", "/agents", {"goal": goal})
+        assert status == 202, body
+        return str(body["agentId"])
+
+    # --- delivery ---------------------------------------------------------------------------
+
+    def pump(
+        self,
+        *,
+        duplicate: bool = False,
+        max_batches: int = 500,
+        before_batch: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> int:
+        """Deliver step events to the worker until the queue is empty; return batches run."""
+        for batch_number in range(max_batches):
+            messages = self.sqs.receive_message(
+                QueueUrl=self.steps_url,
+                MaxNumberOfMessages=10,
+                AttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                self._collect_others()
+                return batch_number
+            if before_batch:
+                before_batch(messages)
+            deliveries = messages + messages if duplicate else messages
+            result = worker.handler(
+                sqs_event(deliveries, queue_arn=self.steps_arn),
+                LambdaContext(function_name="agentry-worker"),
+            )
+            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            for message in messages:
+                if message["MessageId"] not in failed:
+                    self.sqs.delete_message(
+                        QueueUrl=self.steps_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+        raise AssertionError(f"the queue did not drain in {max_batches} batches")
+
+    def observed_events(self, detail_type: DetailType) -> list[dict[str, Any]]:
+        """Details of the non-step events published so far, of one type."""
+        self._collect_others()
+        return [e["detail"] for e in self.observed if e["detail-type"] == detail_type]
+
+    def _collect_others(self) -> None:
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.others_url, MaxNumberOfMessages=10
+            ).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                self.observed.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.others_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+    def bookings(self, agent_id: str) -> list[dict[str, Any]]:
+        """The bookings the demo tool stored for an agent."""
+        return bookings(self.dynamodb, self.table_name, agent_id)
+
+    def _queue(self, name: str, *, redrive: int = 0) -> tuple[str, str]:
+        attributes = {"VisibilityTimeout": "0"}
+        if redrive:
+            dlq_url = self.sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+            dlq_arn = self.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+            self.dlq_url = dlq_url
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(redrive)}
+            )
+        url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        return url, arn
+
+    def _route(self, name: str, pattern: dict[str, Any], target_arn: str) -> None:
+        self.events.put_rule(Name=name, EventBusName=self.bus, EventPattern=json.dumps(pattern))
+        self.events.put_targets(
+            Rule=name, EventBusName=self.bus, Targets=[{"Id": name, "Arn": target_arn}]
+        )

@@ -1,0 +1,286 @@
+"""The api function: every route's success and each class of bad input.
+
+Each error answer names the field and the reason, and a bad request changes nothing stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from runtime_harness import REGION, World
+
+from agentry_runtime.contract import StepKind
+from agentry_runtime.flights import demo_registry
+from agentry_runtime.state import Status
+
+GOAL = "Book a flight from New York to San Francisco for tomorrow"
+
+
+@pytest.fixture
+def world(agent_table: str) -> Iterator[World]:
+    # The booking tool always fails, so agents can be brought to NEEDS_HUMAN.
+    world = World(agent_table, tools=demo_registry(failing={"book_flight"}))
+    yield world
+    world.close()
+
+
+def _snapshot(table: str) -> list[dict[str, Any]]:
+    client = boto3.client("dynamodb", region_name=REGION)
+    items = client.scan(TableName=table, ConsistentRead=True)["Items"]
+    return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+
+
+def _completed(world: World) -> str:
+    world.runtime.tools = demo_registry()
+    world.runtime.loop.tools = world.runtime.tools
+    agent_id = world.start(GOAL)
+    world.pump()
+    assert world.runtime.store.get_header(agent_id).status == Status.COMPLETED
+    return agent_id
+
+
+def _needs_human(world: World) -> str:
+    agent_id = world.start(GOAL)
+    world.pump()
+    store = world.runtime.store
+    header = store.get_header(agent_id)
+    assert header.status == Status.TOOL_EXECUTION_FAILED
+    # What the recovery state machine does when attempts run out.
+    store.update_header(header.version, header.model_copy(update={"status": Status.NEEDS_HUMAN}))
+    return agent_id
+
+
+def _assert_error(status: int, body: Any, expected: int, field: str, reason: str) -> None:
+    assert status == expected, body
+    fields = {f["field"]: f["reason"] for f in body["error"]["fields"]}
+    assert field in fields, body
+    assert reason in fields[field], body
+    assert field in body["error"]["message"]
+
+
+# --- POST /agents ---------------------------------------------------------------------------
+
+
+def test_create_returns_202_and_stores_the_agent(world: World) -> None:
+    status, body = world.call("POST", "/agents", {"goal": GOAL})
+    assert status == 202
+    header = world.runtime.store.get_header(body["agentId"])
+    assert header.status == Status.INITIATED
+    assert header.next_step == StepKind.PLAN
+    assert header.published_step == 0
+
+
+def test_create_honours_idempotency_key(world: World) -> None:
+    headers = {"Idempotency-Key": "client-42"}
+    first = world.call("POST", "/agents", {"goal": GOAL}, headers=headers)
+    again = world.call("POST", "/agents", {"goal": GOAL}, headers=headers)
+    assert first == again
+    assert first[0] == 202
+    before = _snapshot(world.table_name)
+    status, body = world.call("POST", "/agents", {"goal": "Something else"}, headers=headers)
+    _assert_error(status, body, 409, "Idempotency-Key", "different body")
+    assert _snapshot(world.table_name) == before
+
+
+CREATE_BAD = [
+    ('{"goal": ', 400, "body", "malformed JSON"),
+    ("[1, 2]", 400, "body", "JSON object"),
+    ("", 400, "body", "required"),
+    ("{}", 400, "goal", "missing"),
+    ('{"goal": "x", "colour": "red"}', 400, "colour", "unknown field"),
+    ('{"goal": 5}', 400, "goal", "string"),
+    ('{"goal": ""}', 400, "goal", "at least 1"),
+    ('{"goal": "' + "x" * 5000 + '"}', 413, "goal", "at most 4000"),
+    ('{"goal": "x", "prompt": "' + "y" * 70_000 + '"}', 413, "body", "larger than"),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected", "field", "reason"), CREATE_BAD)
+def test_create_rejects_bad_input_and_stores_nothing(
+    world: World, raw: str, expected: int, field: str, reason: str
+) -> None:
+    before = _snapshot(world.table_name)
+    status, body = world.call("POST", "/agents", raw)
+    _assert_error(status, body, expected, field, reason)
+    assert _snapshot(world.table_name) == before
+
+
+def test_create_rejects_a_malformed_idempotency_key(world: World) -> None:
+    before = _snapshot(world.table_name)
+    status, body = world.call(
+        "POST", "/agents", {"goal": GOAL}, headers={"Idempotency-Key": "bad key!"}
+    )
+    _assert_error(status, body, 400, "Idempotency-Key", "characters")
+    assert _snapshot(world.table_name) == before
+
+
+# --- GET /agents/{id} -----------------------------------------------------------------------
+
+
+def test_get_returns_the_article_shape(world: World) -> None:
+    agent_id = _completed(world)
+    status, body = world.call("GET", f"/agents/{agent_id}")
+    assert status == 200
+    assert body["agentId"] == agent_id
+    assert body["status"] == "COMPLETED"
+    assert body["goal"] == GOAL
+    history = body["context"]["conversationHistory"]
+    assert history[0] == {"role": "user", "content": GOAL}
+    assert [p["toolName"] for p in body["plan"]] == ["get_flight_info", "book_flight"]
+    assert {p["status"] for p in body["plan"]} == {"COMPLETED"}
+    assert {t["name"] for t in body["tools"]} == {"get_flight_info", "book_flight"}
+    metadata = body["metadata"]
+    assert set(metadata) >= {"createdAt", "lastUpdated", "invocationCount", "errorCount"}
+    assert metadata["invocationCount"] == 5
+    assert metadata["errorCount"] == 0
+
+
+@pytest.mark.parametrize(
+    ("agent_id", "expected", "reason"),
+    [("agent-" + "0" * 32, 404, "no such agent"), ("not-an-id", 400, "not an agent id")],
+)
+def test_get_rejects_unknown_or_malformed_ids(
+    world: World, agent_id: str, expected: int, reason: str
+) -> None:
+    status, body = world.call("GET", f"/agents/{agent_id}")
+    _assert_error(status, body, expected, "id", reason)
+
+
+# --- GET /agents/{id}/messages ----------------------------------------------------------------
+
+
+def test_messages_paginate(world: World) -> None:
+    agent_id = _completed(world)
+    seen: list[int] = []
+    cursor: str | None = None
+    while True:
+        query = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        status, body = world.call("GET", f"/agents/{agent_id}/messages", query=query)
+        assert status == 200
+        assert len(body["messages"]) <= 2
+        seen += [m["seq"] for m in body["messages"]]
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == list(range(6))
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "reason"),
+    [
+        ({"limit": "0"}, "limit", "1 to 100"),
+        ({"limit": "abc"}, "limit", "1 to 100"),
+        ({"limit": "101"}, "limit", "1 to 100"),
+        ({"cursor": "%%%not-a-cursor"}, "cursor", "cursor"),
+        ({"sort": "desc"}, "sort", "unknown query parameter"),
+    ],
+)
+def test_messages_reject_bad_queries(
+    world: World, query: dict[str, str], field: str, reason: str
+) -> None:
+    agent_id = world.start(GOAL)
+    status, body = world.call("GET", f"/agents/{agent_id}/messages", query=query)
+    _assert_error(status, body, 400, field, reason)
+
+
+def test_messages_of_unknown_agent_is_404(world: World) -> None:
+    status, body = world.call("GET", f"/agents/agent-{'1' * 32}/messages")
+    _assert_error(status, body, 404, "id", "no such agent")
+
+
+# --- POST /agents/{id}/resume -----------------------------------------------------------------
+
+
+def test_resume_gives_the_instruction_and_plans_again(world: World) -> None:
+    agent_id = _needs_human(world)
+    status, body = world.call(
+        "POST", f"/agents/{agent_id}/resume", {"instruction": "Try the booking again"}
+    )
+    assert status == 202
+    assert body["status"] == "RESUMED"
+    header = world.runtime.store.get_header(agent_id)
+    assert header.next_step == StepKind.PLAN
+    assert header.recovery_attempts == 0
+    last = world.runtime.store.messages(agent_id)[-1]
+    assert "Try the booking again" in last.text()
+
+
+RESUME_BAD = [
+    ('{"instruction": ', 400, "body", "malformed JSON"),
+    ("{}", 400, "instruction", "missing"),
+    ('{"instruction": "go", "force": true}', 400, "force", "unknown field"),
+    ('{"instruction": ["go"]}', 400, "instruction", "string"),
+    ('{"instruction": "' + "x" * 4001 + '"}', 413, "instruction", "at most 4000"),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected", "field", "reason"), RESUME_BAD)
+def test_resume_rejects_bad_input_and_changes_nothing(
+    world: World, raw: str, expected: int, field: str, reason: str
+) -> None:
+    agent_id = _needs_human(world)
+    before = _snapshot(world.table_name)
+    status, body = world.call("POST", f"/agents/{agent_id}/resume", raw)
+    _assert_error(status, body, expected, field, reason)
+    assert _snapshot(world.table_name) == before
+
+
+def test_resume_of_a_completed_agent_is_an_illegal_transition(world: World) -> None:
+    agent_id = _completed(world)
+    before = _snapshot(world.table_name)
+    status, body = world.call("POST", f"/agents/{agent_id}/resume", {"instruction": "again"})
+    _assert_error(status, body, 409, "status", "COMPLETED")
+    assert _snapshot(world.table_name) == before
+
+
+def test_resume_of_unknown_agent_is_404(world: World) -> None:
+    status, body = world.call("POST", f"/agents/agent-{'2' * 32}/resume", {"instruction": "go"})
+    _assert_error(status, body, 404, "id", "no such agent")
+
+
+# --- POST /agents/{id}/cancel -----------------------------------------------------------------
+
+
+def test_cancel_stops_a_running_agent(world: World) -> None:
+    agent_id = world.start(GOAL)
+    status, body = world.call("POST", f"/agents/{agent_id}/cancel")
+    assert status == 200
+    assert body["status"] == "CANCELLED"
+    world.pump()  # the in-flight step event is now stale
+    header = world.runtime.store.get_header(agent_id)
+    assert header.status == Status.CANCELLED
+    assert header.message_count == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "reason"),
+    [
+        ('{"reason": ', "body", "malformed JSON"),
+        ('{"why": "x"}', "why", "unknown field"),
+        ('{"reason": 3}', "reason", "string"),
+    ],
+)
+def test_cancel_rejects_bad_input_and_changes_nothing(
+    world: World, raw: str, field: str, reason: str
+) -> None:
+    agent_id = world.start(GOAL)
+    before = _snapshot(world.table_name)
+    status, body = world.call("POST", f"/agents/{agent_id}/cancel", raw)
+    _assert_error(status, body, 400, field, reason)
+    assert _snapshot(world.table_name) == before
+
+
+def test_cancel_of_a_completed_agent_is_an_illegal_transition(world: World) -> None:
+    agent_id = _completed(world)
+    before = _snapshot(world.table_name)
+    status, body = world.call("POST", f"/agents/{agent_id}/cancel")
+    _assert_error(status, body, 409, "status", "COMPLETED")
+    assert _snapshot(world.table_name) == before
+
+
+def test_unknown_route_is_a_json_404(world: World) -> None:
+    status, body = world.call("GET", "/nope")
+    _assert_error(status, body, 404, "path", "no such route")

@@ -1,0 +1,241 @@
+"""End-to-end behaviour of the reasoning loop on moto, through the real handlers and boto3 paths."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from runtime_harness import World
+
+from agentry_runtime.contract import DetailType, ErrorType, StepKind, StepRequested
+from agentry_runtime.errors import PublishError
+from agentry_runtime.flights import demo_registry
+from agentry_runtime.loop import Outcome
+from agentry_runtime.offline_model import Faults, OfflineModel
+from agentry_runtime.settings import LoopSettings
+from agentry_runtime.state import Status
+
+GOAL = "Book a flight from New York to San Francisco for tomorrow"
+
+
+@pytest.fixture
+def world_factory(agent_table: str) -> Iterator[Any]:
+    worlds: list[World] = []
+
+    def make(**kwargs: Any) -> World:
+        world = World(agent_table, **kwargs)
+        worlds.append(world)
+        return world
+
+    yield make
+    for world in worlds:
+        world.close()
+
+
+def _final(world: World, agent_id: str) -> Any:
+    return world.runtime.store.get_header(agent_id)
+
+
+def test_demo_goal_completes_with_one_booking(world_factory: Any) -> None:
+    # GIVEN the offline model and the demo tools
+    world = world_factory()
+    # WHEN an agent is started through the API and its events are delivered
+    agent_id = world.start(GOAL)
+    world.pump()
+    # THEN it completed through plan and act steps with exactly one booking
+    header = _final(world, agent_id)
+    assert header.status == Status.COMPLETED
+    assert header.answer is not None
+    assert header.answer.startswith(OfflineModel.LABEL)
+    (booking,) = world.bookings(agent_id)
+    assert "San Francisco" in json.dumps(booking) or "SFO" in json.dumps(booking)
+    roles = [m.role for m in world.runtime.store.messages(agent_id)]
+    assert roles == ["user", "assistant", "user", "assistant", "user", "assistant"]
+    assert header.tool_call_count == 2
+    completed = world.observed_events(DetailType.AGENT_COMPLETED)
+    assert [e["agentId"] for e in completed] == [agent_id]
+
+
+def test_every_event_delivered_twice_gives_the_same_final_state(world_factory: Any) -> None:
+    # GIVEN one agent run normally and one whose every event is delivered twice
+    world = world_factory()
+    normal = world.start(GOAL)
+    world.pump()
+    doubled = world.start(GOAL)
+    world.pump(duplicate=True)
+    # THEN both end the same way, each with one booking
+    a, b = _final(world, normal), _final(world, doubled)
+    assert (a.status, a.step, a.message_count, a.tool_call_count) == (
+        b.status,
+        b.step,
+        b.message_count,
+        b.tool_call_count,
+    )
+    assert len(world.bookings(doubled)) == 1
+    assert world.runtime.store.item_count(doubled) == world.runtime.store.item_count(normal)
+
+
+def test_two_workers_on_the_same_event_commit_once(world_factory: Any) -> None:
+    # GIVEN an agent and two workers that handle each of its step events at the same moment
+    world = world_factory()
+    agent_id = world.start(GOAL)
+    loop = world.runtime.loop
+    outcomes: list[Outcome] = []
+    for _ in range(20):
+        header = world.runtime.store.get_header(agent_id)
+        if header.next_step is None:
+            break
+        event = StepRequested(agentId=agent_id, step=header.step, kind=header.next_step)
+        barrier = threading.Barrier(2)
+        results: list[Any] = []
+
+        def work(
+            event: StepRequested = event,
+            barrier: threading.Barrier = barrier,
+            results: list[Any] = results,
+        ) -> None:
+            barrier.wait()
+            try:
+                results.append(loop.handle(event).outcome)
+            except Exception as exc:  # a worker that finds the tool leased retries later
+                results.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        outcomes.extend(results)
+        if Outcome.COMMITTED not in results:
+            # The loser of a tool lease asks for redelivery; deliver once more alone.
+            outcomes.append(loop.handle(event).outcome)
+    # THEN every step committed exactly once, nothing was lost, and one booking exists
+    header = world.runtime.store.get_header(agent_id)
+    assert header.status == Status.COMPLETED
+    messages = world.runtime.store.messages(agent_id)
+    assert [m.seq for m in messages] == list(range(header.message_count))
+    assert outcomes.count(Outcome.COMMITTED) == header.step
+    assert len(world.bookings(agent_id)) == 1
+
+
+def test_crash_after_commit_is_repaired_by_redelivery(world_factory: Any) -> None:
+    # GIVEN a worker that crashes after committing its first step, before publishing
+    responder = OfflineModel()
+    world = world_factory(responder=responder)
+    original = world.publisher.publish
+    crashed: list[int] = []
+
+    def flaky(detail_type: DetailType, detail: Any) -> None:
+        if detail_type == DetailType.STEP_REQUESTED and detail.step == 2 and not crashed:
+            crashed.append(detail.step)
+            raise PublishError("simulated crash before publish")
+        original(detail_type, detail)
+
+    world.publisher.publish = flaky  # type: ignore[method-assign]
+    agent_id = world.start(GOAL)
+    # WHEN the queue redelivers the unacknowledged event
+    world.pump()
+    # THEN the follow-up was re-published, no step ran twice, and the agent completed once
+    header = _final(world, agent_id)
+    assert crashed == [2]
+    assert header.status == Status.COMPLETED
+    assert responder.calls == 3  # one model call per plan step: lookup, booking, answer
+    assert len(world.bookings(agent_id)) == 1
+    assert [c.attempts for c in world.runtime.store.tool_calls(agent_id)] == [1, 1]
+
+
+def test_throttled_model_calls_are_retried(world_factory: Any) -> None:
+    # GIVEN a model that throttles its first two calls
+    world = world_factory(responder=OfflineModel(faults=Faults(throttle=2)))
+    agent_id = world.start(GOAL)
+    world.pump()
+    # THEN boto3's retry mode absorbed the throttling and the agent completed
+    assert _final(world, agent_id).status == Status.COMPLETED
+    assert len(world.server.requests) == 3 + 2
+
+
+def test_malformed_output_is_corrected_by_reprompting(world_factory: Any) -> None:
+    # GIVEN a model whose first plan is malformed
+    world = world_factory(responder=OfflineModel(faults=Faults(malformed=1)))
+    agent_id = world.start(GOAL)
+    world.pump()
+    # THEN the validation error went back to the model and it completed
+    header = _final(world, agent_id)
+    assert header.status == Status.COMPLETED
+    feedback = [m for m in world.runtime.store.messages(agent_id) if m.role == "user"][1]
+    assert "Not executed" in json.dumps(feedback.to_converse()) or "could not be used" in (
+        feedback.text()
+    )
+
+
+def test_persistently_malformed_output_ends_in_planning_failed(world_factory: Any) -> None:
+    # GIVEN a model that never produces a valid plan
+    world = world_factory(
+        responder=OfflineModel(faults=Faults(malformed=100)),
+        settings=LoopSettings(max_plan_retries=2),
+    )
+    agent_id = world.start(GOAL)
+    world.pump()
+    # THEN after the bound a typed PlanningFailed error event is on the bus
+    header = _final(world, agent_id)
+    assert header.status == Status.PLANNING_FAILED
+    errors = world.observed_events(DetailType.AGENT_ERROR)
+    assert [e["errorType"] for e in errors] == [ErrorType.PLANNING_FAILED]
+    assert errors[0]["agentId"] == agent_id
+    assert errors[0]["retryable"] is False
+
+
+def test_a_failing_tool_error_reaches_the_model_which_replans(world_factory: Any) -> None:
+    # GIVEN a booking tool that fails on its first execution
+    world = world_factory(tools=demo_registry(fail_once={"book_flight"}))
+    agent_id = world.start(GOAL)
+    world.pump()
+    # THEN the model saw the error result, re-planned, and the agent completed with one booking
+    header = _final(world, agent_id)
+    assert header.status == Status.COMPLETED
+    results = [
+        block["toolResult"]["status"]
+        for m in world.runtime.store.messages(agent_id)
+        for block in m.to_converse()["content"]
+        if "toolResult" in block
+    ]
+    assert results == ["success", "error", "success"]
+    assert len(world.bookings(agent_id)) == 1
+
+
+def test_three_consecutive_tool_failures_publish_tool_execution_failed(
+    world_factory: Any,
+) -> None:
+    # GIVEN a booking tool that always fails
+    world = world_factory(tools=demo_registry(failing={"book_flight"}))
+    agent_id = world.start(GOAL)
+    world.pump()
+    # THEN after three failed rounds a ToolExecutionFailed error event is on the bus
+    header = _final(world, agent_id)
+    assert header.status == Status.TOOL_EXECUTION_FAILED
+    assert header.consecutive_tool_failures == 3
+    assert header.next_step is None
+    errors = world.observed_events(DetailType.AGENT_ERROR)
+    assert [(e["agentId"], e["errorType"]) for e in errors] == [
+        (agent_id, ErrorType.TOOL_EXECUTION_FAILED)
+    ]
+    assert errors[0]["retryable"] is True
+    assert world.bookings(agent_id) == []
+
+
+def test_stale_and_unknown_events_are_acknowledged(world_factory: Any) -> None:
+    # GIVEN a completed agent
+    world = world_factory()
+    agent_id = world.start(GOAL)
+    world.pump()
+    loop = world.runtime.loop
+    # WHEN old, future, wrong-kind and unknown-agent events arrive
+    old = loop.handle(StepRequested(agentId=agent_id, step=0, kind=StepKind.PLAN))
+    future = loop.handle(StepRequested(agentId=agent_id, step=99, kind=StepKind.PLAN))
+    ghost = loop.handle(StepRequested(agentId="agent-" + "0" * 32, step=0, kind=StepKind.PLAN))
+    # THEN they are dropped without changing anything
+    assert {old.outcome, future.outcome, ghost.outcome} == {Outcome.DROPPED}
+    assert _final(world, agent_id).status == Status.COMPLETED
