@@ -40,6 +40,7 @@ __all__ = [
     "Responder",
     "error_response",
     "serve_offline_model",
+    "validate_request",
 ]
 
 #: ``(model_id, request body) -> (status, headers, body)``.
@@ -196,7 +197,7 @@ class OfflineModel:
                 if self.faults.server_error % 2:
                     return error_response(503, "ServiceUnavailableException", "Try again later")
                 return error_response(500, "InternalServerException", "Internal error (offline)")
-            problem = _validation_error(request)
+            problem = validate_request(request)
             if problem is not None:
                 return error_response(400, "ValidationException", problem)
             content, stop_reason = self._answer(request)
@@ -468,7 +469,7 @@ def _tool_specs(tool_config: dict[str, Any] | None) -> dict[str, dict[str, Any]]
     return {t["toolSpec"]["name"]: t["toolSpec"] for t in tools if "toolSpec" in t}
 
 
-def _validation_error(request: dict[str, Any]) -> str | None:
+def validate_request(request: dict[str, Any]) -> str | None:
     """Why Bedrock would reject this request, or None."""
     return (
         _check_system(request.get("system"))

@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 from policy_graphs import PACK_CONFIG, bedrock_statements, function, statement
-from pulumi_policy import ResourceValidationArgs
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
 
 from agentry_policies import ALL_POLICIES, iam_db
 from agentry_policies.documents import PolicyDocumentError, parse_document
@@ -27,11 +32,16 @@ def _frozen(value: Any) -> Any:
 
 def _validate(policy_name: str, type_: str, props: dict[str, Any]) -> list[str]:
     policy = next(p for p in ALL_POLICIES if p.name == policy_name)
+    assert isinstance(policy, ResourceValidationPolicy)
     found: list[str] = []
-    args = ResourceValidationArgs(
-        type_, _frozen(props), "urn:x", "subject", None, None, PACK_CONFIG.get(policy_name)
-    )  # type: ignore[arg-type]
-    policy.validate(args, lambda message, urn=None: found.append(message))
+    options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+    config = PACK_CONFIG.get(policy_name)
+    args = ResourceValidationArgs(type_, _frozen(props), "urn:x", "subject", options, None, config)
+
+    def report(message: str, urn: str | None = None) -> None:
+        found.append(message)
+
+    policy.validate(args, report)
     return found
 
 

@@ -18,7 +18,7 @@ from agentry_runtime.store import item_size
 from agentry_runtime.tools import ToolContext, ToolRegistry
 
 STEPS = 300
-BIG_OUTPUT_EVERY = 25
+BIG_OUTPUT_EVERY = 40  # never on the compared steps (notes 6 and 150)
 
 
 class NoteInput(BaseModel):

@@ -103,7 +103,7 @@ def _text(response: dict[str, Any]) -> str:
 
 _SCHEMA_BREAK = {"origin": "New York", "destination": "San Francisco"}
 
-VALIDATION_CASES = {
+VALIDATION_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any], str]] = {
     "empty conversation": ([], {}, "messages: must contain at least one message"),
     "assistant first": ([{"role": "assistant", "content": [{"text": "hi"}]}], {}, "start with"),
     "roles not alternating": ([_user("a"), _user("b")], {}, "must alternate"),

@@ -86,7 +86,7 @@ def test_registration_rejects_unannotated_duplicate_and_undocumented_tools() -> 
     with pytest.raises(TypeError, match="pydantic model"):
 
         @registry.tool(description="x")
-        def untyped(args, ctx):  # type: ignore[no-untyped-def]
+        def untyped(args, ctx):
             return "x"
 
     with pytest.raises(ValueError, match="already registered"):
