@@ -15,7 +15,7 @@ AgentryError
 │   ├── ToolInputError
 │   └── ToolTimeoutError
 ├── PublishError              EventBridge refused an event
-└── AgentFailure              a typed agent error the loop publishes as an ``Agent Error``
+└── AgentError              a typed agent error the loop publishes as an ``Agent Error``
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class PublishError(AgentryError):
     """EventBridge did not accept an event (``FailedEntryCount`` > 0 or a client error)."""
 
 
-class AgentFailure(AgentryError):
+class AgentError(AgentryError):
     """A typed agent error: the step ends and an ``Agent Error`` event is published."""
 
     def __init__(self, error_type: ErrorType, message: str) -> None:

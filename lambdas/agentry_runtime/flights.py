@@ -236,14 +236,17 @@ def _first_time(name: str) -> bool:
 
 
 def demo_registry(
-    *, failing: Collection[str] = (), fail_once: Collection[str] = ()
+    *,
+    failing: Collection[str] = (),
+    fail_once: Collection[str] = (),
+    timeout_seconds: float = 10.0,
 ) -> ToolRegistry:
     """The demo tools ``get_flight_info`` and ``book_flight``.
 
     Tools named in ``failing`` always raise; those in ``fail_once`` raise on their first
     execution in this process (see :func:`reset_simulated_failures`).
     """
-    registry = ToolRegistry()
+    registry = ToolRegistry(default_timeout_seconds=timeout_seconds)
     for name, fn in (("get_flight_info", _get_flight_info), ("book_flight", _book_flight)):
         registry.tool(name=name)(_with_simulated_failures(name, fn, failing, fail_once))
     return registry

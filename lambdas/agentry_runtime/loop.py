@@ -27,7 +27,7 @@ from agentry_runtime.contract import (
     StepKind,
     StepRequested,
 )
-from agentry_runtime.errors import AgentFailure, ModelError, StaleStepError, ToolError
+from agentry_runtime.errors import AgentError, ModelError, StaleStepError, ToolError
 from agentry_runtime.events import Publisher
 from agentry_runtime.model import ModelClient, ModelTurn, estimate_tokens
 from agentry_runtime.observability import logger, metrics
@@ -119,7 +119,7 @@ class AgentLoop:
 
         try:
             commit = self._plan(header) if event.kind == StepKind.PLAN else self._act(header)
-        except AgentFailure as failure:
+        except AgentError as failure:
             commit = _Commit(self._failed(header, failure))
         try:
             written = self.store.commit(
@@ -154,7 +154,7 @@ class AgentLoop:
 
     def _plan(self, header: AgentHeader) -> _Commit:
         if header.step >= self.settings.max_steps:
-            raise AgentFailure(
+            raise AgentError(
                 ErrorType.STEP_LIMIT_EXCEEDED,
                 f"the agent used its {self.settings.max_steps} steps without finishing",
             )
@@ -174,7 +174,7 @@ class AgentLoop:
                 system=system, messages=converse_messages(history, summary), tools=tool_specs
             )
         except ModelError as exc:
-            raise AgentFailure(exc.error_type, str(exc)) from exc
+            raise AgentError(exc.error_type, str(exc)) from exc
         metrics.add_metric(name="ModelLatency", unit="Milliseconds", value=turn.latency_ms)
         metrics.add_metric(name="InputTokens", unit="Count", value=turn.usage.input_tokens)
         metrics.add_metric(name="OutputTokens", unit="Count", value=turn.usage.output_tokens)
@@ -214,7 +214,7 @@ class AgentLoop:
         try:
             text, usage = self.model.summarise(transcript(older, summary))
         except ModelError as exc:
-            raise AgentFailure(exc.error_type, str(exc)) from exc
+            raise AgentError(exc.error_type, str(exc)) from exc
         metrics.add_metric(name="Compactions", unit="Count", value=1)
         return Summary(upto_seq=cut, text=text), usage
 
@@ -298,7 +298,7 @@ class AgentLoop:
         retries = base.plan_retries + 1
         metrics.add_metric(name="InvalidModelOutput", unit="Count", value=1)
         if retries > self.settings.max_plan_retries:
-            raise AgentFailure(
+            raise AgentError(
                 ErrorType.PLANNING_FAILED,
                 f"model output failed validation {retries} times in a row: " + "; ".join(problems),
             )
@@ -378,7 +378,7 @@ class AgentLoop:
         after = header.model_copy(update=update)
         if consecutive >= self.settings.max_tool_failures:
             # The results still go into the history, so the model sees them after recovery.
-            failure = AgentFailure(
+            failure = AgentError(
                 ErrorType.TOOL_EXECUTION_FAILED,
                 f"{consecutive} consecutive tool rounds failed; last: "
                 + "; ".join(_error_text(r) for r in results if r.tool_result.status == "error"),
@@ -390,7 +390,7 @@ class AgentLoop:
         """Execute one committed tool call at most once; reuse its result if it already ran."""
         record = self.store.get_tool_call(agent_id, tool_use_id)
         if record is None:
-            raise AgentFailure(ErrorType.INTERNAL, f"tool call {tool_use_id} has no record")
+            raise AgentError(ErrorType.INTERNAL, f"tool call {tool_use_id} has no record")
         if record.status in (ToolCallStatus.SUCCEEDED, ToolCallStatus.FAILED):
             return record
         claimed = self.store.claim_tool_call(
@@ -434,7 +434,7 @@ class AgentLoop:
     # --- failure --------------------------------------------------------------------------
 
     def _failed(
-        self, header: AgentHeader, failure: AgentFailure, *, advance: bool = True
+        self, header: AgentHeader, failure: AgentError, *, advance: bool = True
     ) -> AgentHeader:
         """The header of a step that ends in a typed agent error (announced as ``Agent Error``)."""
         acting = header.status == Status.TOOL_EXECUTION_PENDING
@@ -490,7 +490,7 @@ def follow_up_events(header: AgentHeader) -> list[tuple[DetailType, BaseModel]]:
             step=header.step,
             error_type=error.error_type,
             message=error.message[:2048],
-            retryable=AgentFailure(error.error_type, error.message).retryable,
+            retryable=AgentError(error.error_type, error.message).retryable,
         )
         return [(DetailType.AGENT_ERROR, detail)]
     return []

@@ -84,12 +84,13 @@ class Runtime:
         max_bytes = environ.get(Env.MAX_REQUEST_BYTES, str(DEFAULT_MAX_REQUEST_BYTES))
         if not max_bytes.isdigit():
             raise ValueError(f"{Env.MAX_REQUEST_BYTES}: expected a positive integer")
+        settings = LoopSettings.from_env(environ)
         return cls(
             store=AgentStore(environ[Env.TABLE_NAME], client=dynamodb),
             model=ModelClient(model_settings, client=bedrock),
-            tools=tools or demo_registry(),
+            tools=tools or demo_registry(timeout_seconds=settings.tool_timeout_seconds),
             publisher=Publisher(environ[Env.EVENT_BUS_NAME], client=events),
-            settings=LoopSettings.from_env(environ),
+            settings=settings,
             runtime_version=environ.get(Env.RUNTIME_VERSION, __version__),
             max_request_bytes=int(max_bytes),
         )

@@ -65,7 +65,11 @@ class ScriptedModel:
             self.prompt_tokens.append(len(json.dumps(request)) // 4)
             self.planned += 1
             if self.planned < self.plans:
-                use = {"toolUseId": f"t{self.planned}", "name": "note", "input": {"index": self.planned}}
+                use = {
+                    "toolUseId": f"t{self.planned}",
+                    "name": "note",
+                    "input": {"index": self.planned},
+                }
                 content, stop = [{"toolUse": use}], "tool_use"
             else:
                 content, stop = [{"text": "all notes written"}], "end_turn"
