@@ -48,6 +48,98 @@ def check(
     raise typer.Exit(1 if report.mandatory else 0)
 
 
+@app.command()
+def plan(
+    stack: Annotated[str, typer.Argument(help="The stack to plan (dev, prod...).")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the resource graph document as JSON.")
+    ] = False,
+    mermaid_output: Annotated[
+        bool, typer.Option("--mermaid", help="Print the event flow as a mermaid flowchart.")
+    ] = False,
+    project_dir: Annotated[
+        Path | None,
+        typer.Option("--project-dir", help="The project root (holds Pulumi.<stack>.yaml)."),
+    ] = None,
+) -> None:
+    """Run STACK's program offline under recording mocks and show its resource graph."""
+    # Imported late: the plan imports Pulumi and the platform, which other commands skip.
+    import json
+
+    from rich.console import Console
+
+    from agentry_stacks.config import ConfigError
+    from agentry_stacks.plan import plan_stack
+    from agentry_stacks.views import mermaid, resource_table
+
+    if json_output and mermaid_output:
+        typer.echo("agentry plan: --json and --mermaid are exclusive", err=True)
+        raise typer.Exit(2)
+    try:
+        graph = plan_stack(stack, project_dir=project_dir)
+    except ConfigError as exc:
+        typer.echo(f"agentry plan: invalid config for stack {stack!r}:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+    if json_output:
+        typer.echo(json.dumps(graph, indent=2))
+    elif mermaid_output:
+        typer.echo(mermaid(graph))
+    else:
+        Console().print(resource_table(graph))
+
+
+@local_app.command("run")
+def local_run(
+    goal: Annotated[str, typer.Option("--goal", help="What the agent must achieve.")],
+    stack: Annotated[str, typer.Option("--stack", help="The stack whose graph to run.")] = "dev",
+    fail_tool: Annotated[
+        list[str] | None,
+        typer.Option("--fail-tool", help="Make this tool fail every time (repeatable)."),
+    ] = None,
+    throttle: Annotated[
+        int, typer.Option("--throttle", min=0, help="Throttle the first N model calls.")
+    ] = 0,
+    duplicate_events: Annotated[
+        bool, typer.Option("--duplicate-events", help="Deliver every event twice.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one final JSON object, no live output.")
+    ] = False,
+    project_dir: Annotated[
+        Path | None,
+        typer.Option("--project-dir", help="The project root (holds Pulumi.<stack>.yaml)."),
+    ] = None,
+) -> None:
+    """Run one agent on the embedded local environment: exit 0 COMPLETED, 3 NEEDS_HUMAN, 1 else."""
+    # Imported late so other commands do not load moto.
+    import json
+
+    from rich.console import Console
+
+    from agentry_stacks.local import LocalEnvironmentError, exit_code, run_goal
+    from agentry_stacks.local.progress import ProgressPrinter, render_summary
+
+    console = Console(stderr=json_output)
+    try:
+        report = run_goal(
+            goal,
+            stack=stack,
+            fail_tools=fail_tool or (),
+            throttle=throttle,
+            duplicate_events=duplicate_events,
+            project_dir=project_dir,
+            on_event=None if json_output else ProgressPrinter(console),
+        )
+    except LocalEnvironmentError as exc:
+        typer.echo(f"agentry local run: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if json_output:
+        typer.echo(json.dumps(report, indent=2, default=str))
+    else:
+        render_summary(report, console)
+    raise typer.Exit(exit_code(str(report["status"])))
+
+
 def main() -> None:
     """Entry point of the ``agentry`` script."""
     app()

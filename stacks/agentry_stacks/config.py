@@ -457,12 +457,13 @@ class EnvironmentConfig(_Settings):
                     problems.append(Problem(key, "unknown key (not an Agentry setting)"))
                 else:
                     data[name] = _decode(value)
+        try:
+            config = cls.model_validate(data)
+        except ValidationError as exc:
+            problems.extend(_problems(exc))
         if problems:
             raise ConfigError(problems)
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(_problems(exc)) from None
+        return config
 
     @classmethod
     def from_pulumi(cls) -> EnvironmentConfig:

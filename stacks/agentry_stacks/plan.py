@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pulumi
+from google.protobuf import json_format
 from pulumi import runtime
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
@@ -101,7 +101,7 @@ class RecordingMocks(pulumi_mocks.Mocks):
     def _arn(self, service: str, resource: str, *, region: bool = True) -> str:
         return f"arn:aws:{service}:{self.region if region else ''}:{self.account_id}:{resource}"
 
-    def _computed(  # noqa: C901 - one branch per AWS resource type is the clearest shape
+    def _computed(
         self, typ: str, logical: str, inputs: dict[str, Any]
     ) -> tuple[str, dict[str, Any]]:
         name = str(inputs.get("name") or logical)
@@ -116,7 +116,7 @@ class RecordingMocks(pulumi_mocks.Mocks):
         if typ == "aws:sqs/queue:Queue":
             url = f"https://sqs.{region}.amazonaws.com/{account}/{name}"
             return url, {"arn": self._arn("sqs", name), "url": url, "name": name}
-        if typ in {"aws:sqs/queuePolicy:QueuePolicy", "aws:sqs/redrivePolicy:RedrivePolicy"}:
+        if typ.startswith("aws:sqs/") and "queueUrl" in inputs:
             return str(inputs.get("queueUrl", logical)), {}
         if typ == "aws:sns/topic:Topic":
             arn = self._arn("sns", name)
@@ -238,13 +238,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.stack_urn: str | None = None
         self._lock = threading.Lock()
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """URNs as the engine forms them: the root Stack's type is not part of its children's."""
+        if parent.split("::")[2:3] == ["pulumi:pulumi:Stack"]:
+            parent = ""
+        return super().make_urn(parent, type_, name)
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
         """Register as the base monitor does, then record type, name, parent and dependencies."""
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             self.stack_urn = response.urn
             return response
-        registration = self.resources[response.urn]
         record = {
             "type": request.type,
             "name": request.name,
@@ -253,10 +258,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "custom": bool(request.custom),
             "dependencies": sorted(request.dependencies),
             "propertyDependencies": {
-                key: sorted(deps.urns) for key, deps in sorted(request.propertyDependencies.items())
+                key: sorted(deps.urns)
+                for key, deps in sorted(request.propertyDependencies.items())
+                if deps.urns
             },
-            "inputs": rpc.deserialize_properties(request.object),
-            "outputs": {"id": registration.id, **registration.state} if request.custom else {},
+            # The wire form, not `rpc.deserialize_properties`: deserialising a resource
+            # reference rehydrates a resource, which re-enters the runtime and deadlocks.
+            "inputs": json_format.MessageToDict(request.object),
+            "outputs": (
+                {"id": response.id, **json_format.MessageToDict(response.object)}
+                if request.custom
+                else {}
+            ),
         }
         with self._lock:  # registrations arrive on the runtime's executor threads
             self.records.append(record)
@@ -264,25 +277,30 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 
 def _jsonable(value: Any, root: Path) -> Any:
-    """Plain JSON for an engine value: assets become paths relative to the repo root."""
-    if isinstance(value, pulumi.FileArchive | pulumi.FileAsset):
-        kind = "archive" if isinstance(value, pulumi.FileArchive) else "asset"
-        return {kind: _relative(value.path, root)}
-    if isinstance(value, pulumi.AssetArchive):
-        return {"archive": {key: _jsonable(item, root) for key, item in value.assets.items()}}
-    if isinstance(value, pulumi.StringAsset):
-        return {"text": value.text}
-    if isinstance(value, pulumi.RemoteAsset | pulumi.RemoteArchive):
-        return {"uri": value.uri}
-    if isinstance(value, pulumi.Resource):
-        return {"urn": _sync_await(value.urn.future())}
+    """Plain JSON for an engine value, read from the wire form (not rehydrated objects).
+
+    Secrets are unwrapped, resource references become ``{"urn": ...}``, assets and archives
+    become paths relative to the repo root; numbers (floats on the wire) become ints when
+    integral.
+    """
     if isinstance(value, Mapping):
-        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        signature = value.get(rpc._special_sig_key)
+        if signature == rpc._special_secret_sig:
             return _jsonable(value.get("value"), root)
+        if signature == rpc._special_resource_sig:
+            return {"urn": value.get("urn"), "id": value.get("id")}
+        if signature in {rpc._special_asset_sig, rpc._special_archive_sig}:
+            kind = "asset" if signature == rpc._special_asset_sig else "archive"
+            if "path" in value:
+                return {kind: _relative(str(value["path"]), root)}
+            if "assets" in value:
+                return {kind: _jsonable(value["assets"], root)}
+            if "text" in value:
+                return {"text": value["text"]}
+            return {"uri": value.get("uri")}
         return {str(key): _jsonable(item, root) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(item, root) for item in value]
-    # The engine carries every number as a float; integral ones read better as ints.
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
@@ -342,15 +360,35 @@ def plan_stack(
     finally:
         _fresh_runtime()
 
-    resources = []
-    for record in sorted(monitor.records, key=lambda item: item["urn"]):
-        parent = record["parent"] if record["parent"] != monitor.stack_urn else None
-        resources.append(
-            {
-                **record,
-                "parent": parent,
-                "inputs": _jsonable(record["inputs"], root),
-                "outputs": _jsonable(record["outputs"], root),
-            }
-        )
-    return {"stack": stack, "project": PROJECT, "resources": resources}
+    resources = [
+        {
+            **record,
+            "parent": None if record["parent"] == monitor.stack_urn else record["parent"],
+            "inputs": _jsonable(record["inputs"], root),
+            "outputs": _jsonable(record["outputs"], root),
+        }
+        for record in monitor.records
+    ]
+    return {"stack": stack, "project": PROJECT, "resources": _tree_order(resources)}
+
+
+def _tree_order(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Parents before their children, siblings by type and name.
+
+    Registrations arrive from the runtime's executor threads in no fixed order; a stable order
+    makes two plans of the same program byte-identical.
+    """
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for resource in resources:
+        children.setdefault(resource["parent"], []).append(resource)
+    ordered: list[dict[str, Any]] = []
+    pending = sorted(children.get(None, []), key=_sibling_key, reverse=True)
+    while pending:
+        resource = pending.pop()
+        ordered.append(resource)
+        pending.extend(sorted(children.get(resource["urn"], []), key=_sibling_key, reverse=True))
+    return ordered
+
+
+def _sibling_key(resource: dict[str, Any]) -> tuple[str, str]:
+    return (resource["type"], resource["name"])

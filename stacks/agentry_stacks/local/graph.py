@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["LocalGraph", "LocalGraphError", "Resource"]
+__all__ = ["LocalGraph", "LocalGraphError", "Resource", "arn_of", "json_input", "name_of"]
 
 #: Pulumi types the local environment reads.
 TABLE = "aws:dynamodb/table:Table"

@@ -1,0 +1,488 @@
+"""``LocalEnvironment``: the stack's workflow on this machine, built from its resource graph.
+
+Inside one ``mock_aws`` (with moto's Step Functions interpreter) it creates the graph's
+data-plane resources (:mod:`~agentry_stacks.local.resources`), runs the graph's functions
+in-process (:mod:`~agentry_stacks.local.functions`), feeds the worker from its queue
+(:mod:`~agentry_stacks.local.delivery`), starts the recovery state machine from the error rule
+(:mod:`~agentry_stacks.local.bridge`), and answers Bedrock Converse with an offline model on
+127.0.0.1 (``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``, restored on exit)::
+
+    with LocalEnvironment("dev", fail_tools=["book_flight"]) as env:
+        agent_id = env.start("Book a flight from New York to San Francisco for tomorrow")
+        env.run_until_idle()
+        assert env.agent(agent_id)["status"] == "NEEDS_HUMAN"
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from unittest import mock
+
+import boto3
+from moto import mock_aws
+
+from agentry_runtime.contract import Env
+from agentry_runtime.flights import bookings, demo_registry, reset_simulated_failures
+from agentry_runtime.invoke import decode_body, http_api_event
+from agentry_runtime.observability import logger as runtime_logger
+from agentry_runtime.offline_model import FakeBedrockServer, Faults, OfflineModel, Responder
+from agentry_runtime.runtime import Runtime
+from agentry_stacks.local.bridge import Execution, StepFunctionsBridge
+from agentry_stacks.local.delivery import QueuePoller
+from agentry_stacks.local.functions import LocalFunction
+from agentry_stacks.local.graph import FUNCTION, LocalGraph, LocalGraphError, arn_of
+from agentry_stacks.local.progress import EventKind, LocalEvent, ProgressCallback
+from agentry_stacks.local.resources import LocalResources, build_resources
+
+__all__ = ["LocalApiError", "LocalEnvironment", "LocalEnvironmentError"]
+
+_SERVICES = ("dynamodb", "sqs", "sns", "events", "stepfunctions", "iam")
+
+
+class LocalEnvironmentError(ValueError):
+    """The environment cannot be built as asked (bad option, unknown tool, unusable graph)."""
+
+
+class LocalApiError(RuntimeError):
+    """The api function answered an unexpected status; ``status`` and ``body`` say why."""
+
+    def __init__(self, method: str, path: str, status: int, body: Any) -> None:
+        super().__init__(f"{method} {path}: {status} {json.dumps(body)}")
+        self.status = status
+        self.body = body
+
+
+class LocalEnvironment:
+    """The stack's data plane in moto, its functions in-process and an offline model."""
+
+    def __init__(
+        self,
+        stack: str = "dev",
+        *,
+        fail_tools: Collection[str] = (),
+        fail_once_tools: Collection[str] = (),
+        throttle: int = 0,
+        duplicate_events: bool = False,
+        project_dir: Path | None = None,
+        model: Responder | None = None,
+        graph: Mapping[str, Any] | None = None,
+        on_event: ProgressCallback | None = None,
+    ) -> None:
+        if throttle < 0:
+            raise LocalEnvironmentError(f"throttle: must be 0 or more, got {throttle}")
+        known = set(demo_registry().names())
+        for option, names in (("fail_tools", fail_tools), ("fail_once_tools", fail_once_tools)):
+            if unknown := sorted(set(names) - known):
+                raise LocalEnvironmentError(
+                    f"{option}: unknown tool {unknown[0]!r}; tools: {', '.join(sorted(known))}"
+                )
+        self.stack = stack
+        self.duplicate_events = duplicate_events
+        self.project_dir = project_dir
+        self.model: Responder = model or OfflineModel(faults=Faults(throttle=throttle))
+        self.events: list[LocalEvent] = []
+        self.executions: list[Execution] = []
+        self._fail_tools = tuple(fail_tools)
+        self._fail_once_tools = tuple(fail_once_tools)
+        self._graph_document = graph
+        self._callbacks: list[ProgressCallback] = [on_event] if on_event else []
+        self._model_calls: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._agents: dict[str, dict[str, Any]] = {}  # agent id -> last observed view
+        self._notifications: list[dict[str, Any]] = []
+        self._dead_letter_count = 0
+        self._saved_log_stream: Any = None
+        self.runtime_logs = io.StringIO()
+        self._open = False
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalEnvironment:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def open(self) -> LocalEnvironment:
+        """Plan the stack (unless a graph was given) and build everything; see the module doc."""
+        if self._open:
+            return self
+        document = self._graph_document or self._plan()
+        self.graph = LocalGraph(document)
+        region = self._region()
+        self._aws = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._aws.start()
+        self._server = FakeBedrockServer(self._respond).start()
+        self._environ = mock.patch.dict(
+            os.environ,
+            {
+                "AWS_DEFAULT_REGION": region,
+                "AWS_REGION": region,
+                "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self._server.endpoint_url,
+            },
+        )
+        self._environ.start()
+        self._open = True
+        try:
+            self._build(region)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Stop the model endpoint, leave moto and restore the process environment."""
+        if not self._open:
+            return
+        self._open = False
+        if self._saved_log_stream is not None:
+            _swap_log_stream(self._saved_log_stream)
+            self._saved_log_stream = None
+        self._server.stop()
+        self._environ.stop()
+        self._aws.stop()
+
+    def _plan(self) -> dict[str, Any]:
+        # Imported late: planning loads Pulumi; a caller with a graph does not pay for it.
+        from agentry_stacks.config import ConfigError
+        from agentry_stacks.plan import plan_stack
+
+        try:
+            return plan_stack(self.stack, project_dir=self.project_dir)
+        except ConfigError as exc:
+            raise LocalEnvironmentError(f"stack {self.stack}: {exc}") from exc
+
+    def _region(self) -> str:
+        try:
+            return self.graph.region()
+        except LocalGraphError as exc:
+            raise LocalEnvironmentError(str(exc)) from exc
+
+    def _build(self, region: str) -> None:
+        session = boto3.session.Session(region_name=region)
+        self.clients = {name: session.client(name) for name in _SERVICES}
+        reset_simulated_failures()
+        # Keep the runtime's Powertools log lines off the terminal, like CloudWatch Logs.
+        self.runtime_logs = io.StringIO()
+        self._saved_log_stream = _swap_log_stream(self.runtime_logs)
+        try:
+            self.resources: LocalResources = build_resources(self.graph, self.clients)
+            self.functions = {
+                arn_of(r): LocalFunction.from_graph(r, self._make_runtime)
+                for r in self.graph.of_type(FUNCTION)
+            }
+            self.api = self.functions[arn_of(self.graph.api_function())]
+            self._routes = [_route_pattern(key) for key in self.graph.route_keys()]
+            self._pollers = [
+                QueuePoller(
+                    m,
+                    self._function(m.function_arn),
+                    self.clients["sqs"],
+                    duplicate=self.duplicate_events,
+                )
+                for m in self.resources.mappings
+            ]
+        except LocalGraphError as exc:
+            raise LocalEnvironmentError(str(exc)) from exc
+        self._bridges = [
+            StepFunctionsBridge(
+                b,
+                self.clients["sqs"],
+                self.clients["stepfunctions"],
+                duplicate=self.duplicate_events,
+            )
+            for b in self.resources.bridges
+        ]
+
+    def _function(self, arn: str) -> LocalFunction:
+        for function_arn, function in self.functions.items():
+            if function_arn in arn or arn.endswith(f":function:{function.name}"):
+                return function
+        raise LocalGraphError(f"{arn}: the event source mapping names no function of the graph")
+
+    def _make_runtime(self, environ: Mapping[str, str]) -> Runtime:
+        tools = demo_registry(failing=self._fail_tools, fail_once=self._fail_once_tools)
+        return Runtime.from_env(environ, tools=tools)
+
+    def set_tool_faults(
+        self, *, failing: Collection[str] = (), fail_once: Collection[str] = ()
+    ) -> None:
+        """Change which tools fail, as a redeploy would: every function gets a fresh runtime."""
+        self._fail_tools, self._fail_once_tools = tuple(failing), tuple(fail_once)
+        for function in self.functions.values():
+            function.runtime = self._make_runtime(function.environment)
+
+    def subscribe(self, callback: ProgressCallback) -> None:
+        """Call ``callback`` with every later :class:`LocalEvent`."""
+        self._callbacks.append(callback)
+
+    # --- the API, through the api function -----------------------------------------------------
+
+    def call(
+        self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """Invoke the api function with an HTTP API v2 event for a route of the graph."""
+        route = next(
+            (key for key, pattern in self._routes if pattern.match(f"{method} {path}")), None
+        )
+        if route is None:
+            return 404, {"message": "Not Found"}  # API Gateway's answer for an unknown route
+        response = self.api.invoke(
+            http_api_event(method, path, route=route, body=body, headers=headers)
+        )
+        return int(response["statusCode"]), decode_body(response)
+
+    def start(self, goal: str) -> str:
+        """Start an agent with ``goal`` (``POST /agents``); its id."""
+        body = self._expect(202, "POST", "/agents", {"goal": goal})
+        agent_id = str(body["agentId"])
+        self._agents.setdefault(agent_id, {})
+        self._observe()
+        return agent_id
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        """The agent as ``GET /agents/{id}`` shows it."""
+        return dict(self._expect(200, "GET", f"/agents/{agent_id}"))
+
+    def resume(self, agent_id: str, instruction: str) -> dict[str, Any]:
+        """Give a waiting agent an instruction (``POST /agents/{id}/resume``)."""
+        self._agents.setdefault(agent_id, {})
+        return dict(
+            self._expect(202, "POST", f"/agents/{agent_id}/resume", {"instruction": instruction})
+        )
+
+    def cancel(self, agent_id: str) -> dict[str, Any]:
+        """Cancel an agent (``POST /agents/{id}/cancel``)."""
+        return dict(self._expect(200, "POST", f"/agents/{agent_id}/cancel"))
+
+    def _expect(self, status: int, method: str, path: str, body: Any = None) -> Any:
+        got, answer = self.call(method, path, body)
+        if got != status:
+            raise LocalApiError(method, path, got, answer)
+        return answer
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run_until_idle(self, timeout: float = 60.0) -> None:
+        """Deliver queued events and run recoveries until nothing is in flight."""
+        deadline = time.monotonic() + timeout
+        while True:
+            progressed = False
+            for poller in self._pollers:
+                while poller.poll() is not None:
+                    progressed = True
+                    self._observe()
+                    _check(deadline, timeout)
+            for bridge in self._bridges:
+                for execution in bridge.pump():
+                    progressed = True
+                    self.executions.append(execution)
+                    self._report_execution(execution)
+                    self._observe()
+                    _check(deadline, timeout)
+            if not progressed:
+                self._observe()
+                return
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Every SNS delivery so far: ``topicArn``, ``subject`` and ``message`` (JSON if it is)."""
+        self._collect_notifications()
+        return list(self._notifications)
+
+    def dlq_messages(self) -> list[dict[str, Any]]:
+        """The messages now in the dead-letter queues: ``queue`` and ``body`` (JSON if it is)."""
+        sqs = self.clients["sqs"]
+        found = []
+        for dlq_url in sorted(set(self.resources.dead_letter_queues.values())):
+            handles = []
+            while True:
+                # Hidden while we page through them, then made visible again below.
+                messages = sqs.receive_message(
+                    QueueUrl=dlq_url,
+                    MaxNumberOfMessages=10,
+                    VisibilityTimeout=30,
+                    WaitTimeSeconds=0,
+                ).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    handles.append(message["ReceiptHandle"])
+                    found.append(
+                        {
+                            "queue": dlq_url.rsplit("/", 1)[-1],
+                            "messageId": message["MessageId"],
+                            "body": _maybe_json(message["Body"]),
+                        }
+                    )
+            for handle in handles:
+                sqs.change_message_visibility(
+                    QueueUrl=dlq_url, ReceiptHandle=handle, VisibilityTimeout=0
+                )
+        return found
+
+    def deliveries(self) -> Counter[str]:
+        """How many times each SQS message id was received for a function."""
+        total: Counter[str] = Counter()
+        for poller in self._pollers:
+            total.update(poller.received)
+        return total
+
+    def bookings(self, agent_id: str) -> list[dict[str, Any]]:
+        """The bookings the demo tool stored for an agent."""
+        return bookings(self.clients["dynamodb"], self.resources.table_name, agent_id)
+
+    def model_id(self) -> str:
+        """The model id the worker function is configured with."""
+        worker = next(iter(f for f in self.functions.values() if f is not self.api), self.api)
+        return worker.environment.get(Env.MODEL_ID, "")
+
+    # --- observing --------------------------------------------------------------------------
+
+    def _respond(self, model_id: str, request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = self.model(model_id, request)
+        with self._lock:  # the fake endpoint serves from its own threads
+            self._model_calls.append(
+                {"modelId": model_id, "status": status, "error": headers.get("x-amzn-ErrorType")}
+            )
+        return status, headers, body
+
+    def _emit(
+        self,
+        kind: EventKind,
+        message: str,
+        agent_id: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        event = LocalEvent(kind=kind, message=message, agent_id=agent_id, data=data or {})
+        self.events.append(event)
+        for callback in self._callbacks:
+            callback(event)
+
+    def _observe(self) -> None:
+        with self._lock:
+            calls, self._model_calls = self._model_calls, []
+        for call in calls:
+            outcome = "ok" if call["status"] == 200 else f"{call['status']} {call['error']}"
+            self._emit(EventKind.MODEL, f"Converse {call['modelId']}: {outcome}", data=call)
+        for agent_id, before in self._agents.items():
+            view = self.api.runtime.service.view(agent_id)
+            self._agents[agent_id] = view
+            self._compare(agent_id, before, view)
+        self._collect_notifications()
+        self._count_dead_letters()
+
+    def _compare(self, agent_id: str, before: dict[str, Any], view: dict[str, Any]) -> None:
+        if before.get("status") != view["status"]:
+            self._emit(
+                EventKind.STATUS,
+                f"{agent_id} {before.get('status', '-')} -> {view['status']}",
+                agent_id,
+                {"status": view["status"]},
+            )
+        seen = {p["toolUseId"]: p["status"] for p in before.get("plan", [])}
+        for entry in view["plan"]:
+            if seen.get(entry["toolUseId"]) != entry["status"]:
+                self._emit(
+                    EventKind.TOOL,
+                    f"{entry['toolName']}({json.dumps(entry['parameters'])}) {entry['status']}",
+                    agent_id,
+                    {"tool": entry["toolName"], "status": entry["status"]},
+                )
+
+    def _report_execution(self, execution: Execution) -> None:
+        detail = execution.event.get("detail", {})
+        agent_id = detail.get("agentId")
+        self._emit(
+            EventKind.RECOVERY,
+            f"{execution.name}: {detail.get('errorType')} at step {detail.get('step')} "
+            f"-> {execution.status}",
+            agent_id,
+            {"execution": execution.arn, "status": execution.status},
+        )
+
+    def _collect_notifications(self) -> None:
+        sqs = self.clients["sqs"]
+        for topic_arn, url in self.resources.recorders.items():
+            while messages := sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", []):
+                for message in messages:
+                    envelope = json.loads(message["Body"])
+                    notification = {
+                        "topicArn": topic_arn,
+                        "subject": envelope.get("Subject"),
+                        "message": _maybe_json(envelope.get("Message", "")),
+                    }
+                    self._notifications.append(notification)
+                    content = notification["message"]
+                    agent_id = content.get("agentId") if isinstance(content, dict) else None
+                    self._emit(
+                        EventKind.NOTIFICATION,
+                        f"{topic_arn.rsplit(':', 1)[-1]}: {notification['subject']}",
+                        agent_id,
+                        notification,
+                    )
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _count_dead_letters(self) -> None:
+        total = 0
+        for dlq_url in set(self.resources.dead_letter_queues.values()):
+            attributes = self.clients["sqs"].get_queue_attributes(
+                QueueUrl=dlq_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            total += int(attributes["ApproximateNumberOfMessages"])
+            total += int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        if total > self._dead_letter_count:
+            self._emit(
+                EventKind.DEAD_LETTER,
+                f"{total} message(s) in dead-letter queues",
+                data={"count": total},
+            )
+        self._dead_letter_count = total
+
+
+def _route_pattern(route_key: str) -> tuple[str, re.Pattern[str]]:
+    """A route key (``GET /agents/{id}``) and the regex of the requests it matches."""
+    pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(route_key))
+    return route_key, re.compile(f"^{pattern}$")
+
+
+def _swap_log_stream(stream: Any) -> Any:
+    """Point the runtime's Powertools logger at ``stream``; the stream it had."""
+    handler = runtime_logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        return handler.setStream(stream)
+    return None
+
+
+def _maybe_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _check(deadline: float, timeout: float) -> None:
+    if time.monotonic() > deadline:
+        raise TimeoutError(f"the local environment was still busy after {timeout} s")
