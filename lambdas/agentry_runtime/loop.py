@@ -162,6 +162,9 @@ class AgentLoop:
         history = self.store.messages(
             header.agent_id, after_seq=summary.upto_seq if summary else -1
         )
+        # A concurrent worker may have committed after this header was read: plan on the history
+        # the header counts, or the request can end in its unanswered toolUse (a Bedrock 400).
+        history = [m for m in history if m.seq < header.message_count]
         system = system_prompt(header.goal, self._today())
         tool_specs = self.tools.specs()
         new_summary, usage_from_summary = self._maybe_compact(system, tool_specs, history, summary)

@@ -116,7 +116,7 @@ def local_run(
 
     from rich.console import Console
 
-    from agentry_stacks.local import LocalEnvironmentError, exit_code, run_goal
+    from agentry_stacks.local import LocalApiError, LocalEnvironmentError, exit_code, run_goal
     from agentry_stacks.local.progress import ProgressPrinter, render_summary
 
     console = Console(stderr=json_output)
@@ -133,6 +133,13 @@ def local_run(
     except LocalEnvironmentError as exc:
         typer.echo(f"agentry local run: {exc}", err=True)
         raise typer.Exit(2) from None
+    except LocalApiError as exc:
+        # The api function refused the goal (a 4xx names the field): a usage error.
+        typer.echo(f"agentry local run: {exc}", err=True)
+        raise typer.Exit(2 if 400 <= exc.status < 500 else 1) from None
+    except TimeoutError as exc:
+        typer.echo(f"agentry local run: {exc}", err=True)
+        raise typer.Exit(1) from None
     if json_output:
         typer.echo(json.dumps(report, indent=2, default=str))
     else:

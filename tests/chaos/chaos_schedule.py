@@ -76,8 +76,10 @@ class Schedule:
         for _ in range(agents):
             header = self.world.service.create(self.rng.choice(GOALS))
             ids.append(header.agent_id)
-            # Some agents' tools never fail, others fail often.
-            self.world.fail_rates[header.agent_id] = self.rng.choice([0.0, self.chaos.tool_failure])
+            # Some agents' tools never fail, some fail often, some always (they need a human).
+            self.world.fail_rates[header.agent_id] = self.rng.choice(
+                [0.0, self.chaos.tool_failure, 1.0]
+            )
         self._collect()
         budget = MAX_DELIVERIES_PER_AGENT * agents
         while self.pending or self._human_steps_in(ids):

@@ -10,7 +10,7 @@ from botocore.retries.standard import ExponentialBackoff
 from moto import mock_aws
 
 from agentry_runtime import state
-from agentry_runtime.offline_model import FakeBedrockServer, OfflineModel
+from agentry_runtime.observability import logger
 
 REGION = "us-east-1"
 
@@ -28,12 +28,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def bedrock() -> Iterator[FakeBedrockServer]:
-    """The fake Converse endpoint; each batch gives it a fresh responder."""
-    server = FakeBedrockServer(OfflineModel()).start()
-    yield server
-    server.stop()
+@pytest.fixture(autouse=True)
+def quiet_runtime() -> Iterator[None]:
+    """Only warnings from the runtime's logger: thousands of steps would print their INFO lines."""
+    level = logger.log_level
+    logger.setLevel("WARNING")
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture

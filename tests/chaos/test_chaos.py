@@ -16,7 +16,7 @@ from chaos_invariants import InvariantViolation, check_agents
 from chaos_schedule import Chaos, Schedule
 from chaos_world import ChaosWorld, CrashPoint, ValidatingResponder
 
-from agentry_runtime.offline_model import FakeBedrockServer, OfflineModel
+from agentry_runtime.offline_model import OfflineModel
 from agentry_runtime.state import Status
 
 SCENARIOS = int(os.environ.get("AGENTRY_CHAOS_SCENARIOS", "200"))
@@ -25,7 +25,6 @@ AGENTS_PER_BATCH = 5
 
 
 def _run_batch(
-    bedrock: FakeBedrockServer,
     advance_clock: Callable[[float], None],
     seed: int,
     *,
@@ -33,10 +32,7 @@ def _run_batch(
     stats: Counter[str] | None = None,
 ) -> None:
     responder = ValidatingResponder(OfflineModel())
-    bedrock.responder = responder
-    world = ChaosWorld(
-        f"chaos-{seed}", server=bedrock, responder=responder, seed=seed, broken=broken
-    )
+    world = ChaosWorld(f"chaos-{seed}", responder=responder, seed=seed, broken=broken)
     try:
         schedule = Schedule(world, chaos=Chaos(), advance_clock=advance_clock)
         ids = schedule.run(AGENTS_PER_BATCH)
@@ -51,14 +47,14 @@ def _run_batch(
 
 
 def test_invariants_hold_over_seeded_schedules(
-    aws: None, bedrock: FakeBedrockServer, advance_clock: Callable[[float], None]
+    aws: None, advance_clock: Callable[[float], None]
 ) -> None:
     # GIVEN many seeded schedules of duplicates, reordering, crashes, concurrent workers,
     # model faults and tool failures over batches of agents
     stats: Counter[str] = Counter()
     # WHEN each batch runs until nothing is in flight
     for seed in range(math.ceil(SCENARIOS / AGENTS_PER_BATCH)):
-        _run_batch(bedrock, advance_clock, seed, stats=stats)  # THEN every invariant holds
+        _run_batch(advance_clock, seed, stats=stats)  # THEN every invariant holds
     # AND the chaos really struck: every crash point fired, and agents ended every way
     assert {str(p) for p in CrashPoint} <= stats.keys(), stats
     for status in (Status.COMPLETED, Status.NEEDS_HUMAN, Status.CANCELLED):
@@ -66,14 +62,14 @@ def test_invariants_hold_over_seeded_schedules(
 
 
 def test_a_disabled_idempotency_record_breaks_the_invariants(
-    aws: None, bedrock: FakeBedrockServer, advance_clock: Callable[[float], None]
+    aws: None, advance_clock: Callable[[float], None]
 ) -> None:
     # GIVEN a store whose tool-call claim ignores the idempotency record (a deliberate bug)
     caught: list[InvariantViolation] = []
     # WHEN seeded schedules run against it
     for seed in range(40):
         try:
-            _run_batch(bedrock, advance_clock, seed, broken=True)
+            _run_batch(advance_clock, seed, broken=True)
         except InvariantViolation as violation:
             caught.append(violation)
             break
@@ -84,7 +80,7 @@ def test_a_disabled_idempotency_record_breaks_the_invariants(
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_one_schedule_replays_from_its_seed(
-    aws: None, bedrock: FakeBedrockServer, advance_clock: Callable[[float], None], seed: int
+    aws: None, advance_clock: Callable[[float], None], seed: int
 ) -> None:
     # GIVEN one seed WHEN its batch runs THEN it settles soundly (a failing seed is re-runnable)
-    _run_batch(bedrock, advance_clock, 10_000 + seed)
+    _run_batch(advance_clock, 10_000 + seed)

@@ -81,6 +81,7 @@ def test_live_output_without_json() -> None:
         ["--fail-tool", "no_such_tool"],
         ["--stack", "no-such-stack"],
         ["--throttle", "-1"],
+        ["--goal", ""],
     ],
 )
 def test_usage_errors_exit_2(arguments: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import boto3
@@ -57,8 +58,6 @@ def test_the_bedrock_endpoint_is_restored_on_exit(
 ) -> None:
     # GIVEN a previous endpoint setting
     monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "http://previous.invalid")
-    import os
-
     with LocalEnvironment(graph=dev_graph):
         # WHEN the environment is open THEN the functions reach the local model
         assert os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"].startswith("http://127.0.0.1:")
@@ -77,7 +76,7 @@ def test_unknown_routes_get_api_gateways_404(dev_graph: dict[str, Any]) -> None:
 
 def test_wait_states_are_capped_and_nothing_else() -> None:
     # GIVEN a definition with a long Wait and a Task
-    definition = {
+    definition: dict[str, Any] = {
         "StartAt": "W",
         "States": {
             "W": {"Type": "Wait", "Seconds": 300, "Next": "T"},
