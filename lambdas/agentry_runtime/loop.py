@@ -376,6 +376,9 @@ class AgentLoop:
         }
         if not failed:
             update["status"] = check_transition(header.status, Status.TOOL_EXECUTION_SUCCESS)
+            # A successful tool round proves the agent recovered: later errors get a fresh
+            # recovery budget. (A tool that keeps failing never resets it, and ends with a human.)
+            update["recovery_attempts"] = 0
             return _Commit(header.model_copy(update=update), [message])
         update["status"] = check_transition(header.status, Status.TOOL_EXECUTION_FAILED)
         after = header.model_copy(update=update)

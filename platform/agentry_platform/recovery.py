@@ -24,9 +24,11 @@ from agentry_runtime.contract import (
     StepKind,
 )
 
-__all__ = ["NOTIFICATION_SUBJECT", "recovery_definition"]
+__all__ = ["MAX_BACKOFF_SECONDS", "NOTIFICATION_SUBJECT", "backoff_delays", "recovery_definition"]
 
 NOTIFICATION_SUBJECT = "Agentry: an agent needs a human"
+#: Longest single recovery wait.
+MAX_BACKOFF_SECONDS = 3600
 
 _GET_ITEM = "arn:aws:states:::dynamodb:getItem"
 _UPDATE_ITEM = "arn:aws:states:::dynamodb:updateItem"
@@ -217,7 +219,9 @@ def _mark_needs_human(table_name: str) -> dict[str, Any]:
                 "SET #status = :needsHuman, #version = #version + :one, #updatedAt = :now, "
                 "#lastErrorType = :errorType"
             ),
-            "ConditionExpression": "#step = :step",
+            # A duplicate error event finds the agent already parked and stops quietly, so the
+            # humans hear about each stuck agent once.
+            "ConditionExpression": "#step = :step AND #status <> :needsHuman",
             "ExpressionAttributeNames": _names(*attrs),
             "ExpressionAttributeValues": {
                 ":needsHuman": {"S": NEEDS_HUMAN_STATUS},
@@ -296,14 +300,54 @@ def _announce_needs_human(bus_name: str) -> dict[str, Any]:
     }
 
 
+def backoff_delays(delay_seconds: int, backoff_rate: float, max_attempts: int) -> list[int]:
+    """The wait before each recovery attempt: ``delay * rate**n``, capped at an hour."""
+    return [
+        min(MAX_BACKOFF_SECONDS, round(delay_seconds * backoff_rate**attempt))
+        for attempt in range(max_attempts)
+    ]
+
+
 def recovery_definition(
-    *, table_name: str, bus_name: str, topic_arn: str, max_attempts: int, delay_seconds: int
+    *,
+    table_name: str,
+    bus_name: str,
+    topic_arn: str,
+    max_attempts: int,
+    delay_seconds: int,
+    backoff_rate: float = 2.0,
 ) -> dict[str, Any]:
-    """Return the recovery workflow: retry a retryable error after a delay, else ask a human."""
+    """Return the recovery workflow: retry a retryable error after a backoff, else ask a human."""
     if max_attempts < 0:
         raise ValueError(f"max_attempts: must be >= 0, got {max_attempts}")
     if delay_seconds < 0:
         raise ValueError(f"delay_seconds: must be >= 0, got {delay_seconds}")
+    if backoff_rate < 1:
+        raise ValueError(f"backoff_rate: must be >= 1, got {backoff_rate}")
+    delays = backoff_delays(delay_seconds, backoff_rate, max_attempts)
+    # Step Functions has no power function and Wait has no jitter: one Wait per attempt,
+    # chosen on the attempts already recorded, gives an exact exponential backoff.
+    backoffs = {
+        f"Backoff{attempt + 1}": {"Type": "Wait", "Seconds": seconds, "Next": "RecordAttempt"}
+        for attempt, seconds in enumerate(delays)
+    }
+    # With no attempt allowed the retry path is unreachable: leave it out (ASL forbids orphans).
+    retry_path: dict[str, Any] = {}
+    if backoffs:
+        retry_path = {
+            "HasAttemptsLeft": {
+                "Type": "Choice",
+                "Comment": "The wait of the next attempt; no attempt left: a human.",
+                "Choices": [
+                    {"Variable": "$.header.attempts", "NumericEquals": attempt, "Next": name}
+                    for attempt, name in enumerate(backoffs)
+                ],
+                "Default": "MarkNeedsHuman",
+            },
+            **backoffs,
+            "RecordAttempt": _record_attempt(table_name),
+            "RequestStep": _request_step(bus_name),
+        }
     attempts_path = f"$.agent.Item.{HeaderAttr.RECOVERY_ATTEMPTS.value}.N"
     return {
         "Comment": "Agentry recovery: back off and re-plan a retryable error, else ask a human.",
@@ -341,25 +385,12 @@ def recovery_definition(
                             {"Variable": "$.detail.errorType", "StringEquals": error.value}
                             for error in RETRYABLE_ERRORS
                         ],
-                        "Next": "HasAttemptsLeft",
+                        "Next": "HasAttemptsLeft" if backoffs else "MarkNeedsHuman",
                     }
                 ],
                 "Default": "MarkNeedsHuman",
             },
-            "HasAttemptsLeft": {
-                "Type": "Choice",
-                "Choices": [
-                    {
-                        "Variable": "$.header.attempts",
-                        "NumericLessThan": max_attempts,
-                        "Next": "Backoff",
-                    }
-                ],
-                "Default": "MarkNeedsHuman",
-            },
-            "Backoff": {"Type": "Wait", "Seconds": delay_seconds, "Next": "RecordAttempt"},
-            "RecordAttempt": _record_attempt(table_name),
-            "RequestStep": _request_step(bus_name),
+            **retry_path,
             "MarkNeedsHuman": _mark_needs_human(table_name),
             "DescribeProblem": _describe_problem(),
             "NotifyHuman": _notify_human(topic_arn),

@@ -39,6 +39,7 @@ class RecoveryWorkflowArgs:
     topic_arn: pulumi.Input[str]
     max_attempts: int
     delay_seconds: int
+    backoff_rate: float
     log_retention_days: int
     tags: Mapping[str, str]
     kms_key_arn: pulumi.Input[str] | None = None
@@ -114,6 +115,7 @@ class RecoveryWorkflow(pulumi.ComponentResource):
                     topic_arn=a[2],
                     max_attempts=args.max_attempts,
                     delay_seconds=args.delay_seconds,
+                    backoff_rate=args.backoff_rate,
                 ),
                 sort_keys=True,
             )

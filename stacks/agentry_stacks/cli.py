@@ -16,6 +16,12 @@ app = typer.Typer(
 local_app = typer.Typer(help="The embedded local environment (moto + in-process functions).")
 app.add_typer(local_app, name="local")
 
+#: ``--project-dir``, shared by every command that reads the project's files.
+ProjectDir = Annotated[
+    Path | None,
+    typer.Option("--project-dir", help="The project root (holds Pulumi.yaml and its stacks)."),
+]
+
 
 @app.command()
 def check(
@@ -25,10 +31,7 @@ def check(
         typer.Option("--graph", help="Check this graph file (agentry plan --json), not a plan."),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    project_dir: Annotated[
-        Path | None,
-        typer.Option("--project-dir", help="The project root (holds Pulumi.yaml, policies/)."),
-    ] = None,
+    project_dir: ProjectDir = None,
 ) -> None:
     """Run the policy pack's rules over STACK's resource graph: exit 1 on a mandatory violation."""
     # Imported late so other commands do not pay for the policy pack's IAM database.
@@ -57,10 +60,7 @@ def plan(
     mermaid_output: Annotated[
         bool, typer.Option("--mermaid", help="Print the event flow as a mermaid flowchart.")
     ] = False,
-    project_dir: Annotated[
-        Path | None,
-        typer.Option("--project-dir", help="The project root (holds Pulumi.<stack>.yaml)."),
-    ] = None,
+    project_dir: ProjectDir = None,
 ) -> None:
     """Run STACK's program offline under recording mocks and show its resource graph."""
     # Imported late: the plan imports Pulumi and the platform, which other commands skip.
@@ -105,10 +105,7 @@ def local_run(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one final JSON object, no live output.")
     ] = False,
-    project_dir: Annotated[
-        Path | None,
-        typer.Option("--project-dir", help="The project root (holds Pulumi.<stack>.yaml)."),
-    ] = None,
+    project_dir: ProjectDir = None,
 ) -> None:
     """Run one agent on the embedded local environment: exit 0 COMPLETED, 3 NEEDS_HUMAN, 1 else."""
     # Imported late so other commands do not load moto.

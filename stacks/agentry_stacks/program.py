@@ -212,6 +212,7 @@ def run(config: EnvironmentConfig) -> None:
             topic_arn=humans.arn,
             max_attempts=config.recovery.max_attempts,
             delay_seconds=config.recovery.delay_seconds,
+            backoff_rate=config.recovery.backoff_rate,
             log_retention_days=config.log_retention_days,
             kms_key_arn=key_arn,
             tags=tags,

@@ -43,12 +43,12 @@ class Chaos:
     """How often each kind of chaos strikes (probabilities per delivery)."""
 
     reorder: float = 0.6
-    duplicate: float = 0.15
-    crash: float = 0.25
-    concurrent: float = 0.15
+    duplicate: float = 0.1
+    crash: float = 0.15
+    concurrent: float = 0.1
     model_fault: float = 0.05
     cancel: float = 0.01
-    resume: float = 0.6
+    resume: float = 0.4
     tool_failure: float = 0.35
 
 
@@ -78,7 +78,7 @@ class Schedule:
             ids.append(header.agent_id)
             # Some agents' tools never fail, some fail often, some always (they need a human).
             self.world.fail_rates[header.agent_id] = self.rng.choice(
-                [0.0, self.chaos.tool_failure, 1.0]
+                [0.0, 0.0, self.chaos.tool_failure, 1.0]
             )
         self._collect()
         budget = MAX_DELIVERIES_PER_AGENT * agents

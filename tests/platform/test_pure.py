@@ -22,7 +22,7 @@ from agentry_platform.iam import (
 )
 from agentry_platform.naming import physical_name, stack_tags
 from agentry_platform.patterns import error_pattern, step_pattern
-from agentry_platform.recovery import recovery_definition
+from agentry_platform.recovery import backoff_delays, recovery_definition
 from agentry_runtime.contract import (
     EVENT_SOURCE,
     RECOVERY_SOURCE,
@@ -216,9 +216,33 @@ def test_choice_is_on_the_typed_error_type() -> None:
     assert ErrorType.MODEL_REJECTED.value not in text
 
 
-def test_attempts_and_delay_come_from_arguments() -> None:
-    states = _definition(max_attempts=7, delay_seconds=42)["States"]
-    assert states["HasAttemptsLeft"]["Choices"][0]["NumericLessThan"] == 7
-    assert states["Backoff"]["Seconds"] == 42
+def test_attempts_delay_and_backoff_come_from_arguments() -> None:
+    # GIVEN 4 attempts, 5 s first delay, rate 3
+    states = _definition(max_attempts=4, delay_seconds=5, backoff_rate=3.0)["States"]
+    # THEN each attempt count leads to its own, exponentially longer wait
+    choices = states["HasAttemptsLeft"]["Choices"]
+    assert [(c["NumericEquals"], c["Next"]) for c in choices] == [
+        (0, "Backoff1"),
+        (1, "Backoff2"),
+        (2, "Backoff3"),
+        (3, "Backoff4"),
+    ]
+    assert [states[f"Backoff{n}"]["Seconds"] for n in range(1, 5)] == [5, 15, 45, 135]
+    assert states["HasAttemptsLeft"]["Default"] == "MarkNeedsHuman"
+    assert backoff_delays(3600, 2.0, 3) == [3600, 3600, 3600]
     with pytest.raises(ValueError, match="max_attempts"):
         _definition(max_attempts=-1)
+    with pytest.raises(ValueError, match="backoff_rate"):
+        _definition(backoff_rate=0.5)
+
+
+def test_no_attempts_allowed_goes_straight_to_a_human() -> None:
+    definition = _definition(max_attempts=0)
+    assert definition["States"]["IsRetryable"]["Choices"][0]["Next"] == "MarkNeedsHuman"
+    assert "HasAttemptsLeft" not in definition["States"]
+    assert Linter.validate(definition) == []
+
+
+def test_a_parked_agent_is_not_parked_twice() -> None:
+    condition = _definition()["States"]["MarkNeedsHuman"]["Parameters"]["ConditionExpression"]
+    assert "#status <> :needsHuman" in condition

@@ -127,7 +127,9 @@ def _header(box: Sandbox, agent_id: str) -> dict[str, Any]:
     return {name: next(iter(value.values())) for name, value in item.items()}
 
 
-def _run(box: Sandbox, agent_id: str, *, step: int, error: ErrorType) -> str:
+def _run(
+    box: Sandbox, agent_id: str, *, step: int, error: ErrorType, execution_name: str = ""
+) -> str:
     event = {
         "version": "0",
         "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
@@ -147,7 +149,9 @@ def _run(box: Sandbox, agent_id: str, *, step: int, error: ErrorType) -> str:
         },
     }
     execution = box.sfn.start_execution(
-        stateMachineArn=box.machine_arn, name=f"{agent_id}-{step}", input=json.dumps(event)
+        stateMachineArn=box.machine_arn,
+        name=execution_name or f"{agent_id}-{step}",
+        input=json.dumps(event),
     )["executionArn"]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -237,3 +241,18 @@ def test_stale_step_changes_nothing(sandbox: Sandbox) -> None:
     assert _header(sandbox, "a4") == before
     assert _messages(sandbox, sandbox.step_queue_url) == []
     assert _messages(sandbox, sandbox.human_queue_url) == []
+
+
+def test_a_duplicate_error_event_notifies_the_humans_once(sandbox: Sandbox) -> None:
+    # GIVEN an agent out of attempts, and its error event delivered twice
+    _put_agent(sandbox, "a5", step=2, attempts=MAX_ATTEMPTS)
+    _run(sandbox, "a5", step=2, error=ErrorType.TOOL_EXECUTION_FAILED)
+    parked = _header(sandbox, "a5")
+    # WHEN the duplicate runs through recovery
+    status = _run(
+        sandbox, "a5", step=2, error=ErrorType.TOOL_EXECUTION_FAILED, execution_name="a5-again"
+    )
+    # THEN it ends quietly: the agent is parked once and the humans hear about it once
+    assert status == "SUCCEEDED"
+    assert _header(sandbox, "a5") == parked
+    assert len(_messages(sandbox, sandbox.human_queue_url)) == 1

@@ -239,3 +239,32 @@ def test_stale_and_unknown_events_are_acknowledged(world_factory: Any) -> None:
     # THEN they are dropped without changing anything
     assert {old.outcome, future.outcome, ghost.outcome} == {Outcome.DROPPED}
     assert _final(world, agent_id).status == Status.COMPLETED
+
+
+def test_a_successful_tool_round_after_recovery_resets_the_recovery_budget(
+    world_factory: Any,
+) -> None:
+    # GIVEN an agent whose lookup failed three times, recovered as the state machine does
+    world = world_factory(tools=demo_registry(failing={"get_flight_info"}))
+    agent_id = world.start(GOAL)
+    world.pump()
+    store = world.runtime.store
+    failed = store.get_header(agent_id)
+    assert failed.status == Status.TOOL_EXECUTION_FAILED
+    recovered = failed.model_copy(
+        update={
+            "status": Status.RECOVERING,
+            "step": failed.step + 1,
+            "next_step": StepKind.PLAN,
+            "recovery_attempts": 1,
+        }
+    )
+    store.update_header(failed.version, recovered)
+    # WHEN the tool works again and the recovery's step event is delivered
+    world.runtime.tools = world.runtime.loop.tools = demo_registry()
+    world.runtime.loop.announce(store.get_header(agent_id))
+    world.pump()
+    # THEN the agent completed and its recovery budget is whole again
+    header = store.get_header(agent_id)
+    assert header.status == Status.COMPLETED
+    assert header.recovery_attempts == 0
