@@ -81,9 +81,15 @@ class Runtime:
         dynamodb = session.client("dynamodb") if session else None
         events = session.client("events") if session else None
         bedrock = ModelClient.default_client(model_settings, session=session) if session else None
-        max_bytes = environ.get(Env.MAX_REQUEST_BYTES, str(DEFAULT_MAX_REQUEST_BYTES))
-        if not max_bytes.isdigit():
-            raise ValueError(f"{Env.MAX_REQUEST_BYTES}: expected a positive integer")
+        raw_max_bytes = environ.get(Env.MAX_REQUEST_BYTES, str(DEFAULT_MAX_REQUEST_BYTES))
+        try:
+            max_bytes = int(raw_max_bytes)
+        except ValueError:
+            max_bytes = 0
+        if max_bytes < 1:
+            raise ValueError(
+                f"{Env.MAX_REQUEST_BYTES}: expected a positive integer, got {raw_max_bytes!r}"
+            )
         settings = LoopSettings.from_env(environ)
         return cls(
             store=AgentStore(environ[Env.TABLE_NAME], client=dynamodb),
@@ -92,7 +98,7 @@ class Runtime:
             publisher=Publisher(environ[Env.EVENT_BUS_NAME], client=events),
             settings=settings,
             runtime_version=environ.get(Env.RUNTIME_VERSION, __version__),
-            max_request_bytes=int(max_bytes),
+            max_request_bytes=max_bytes,
         )
 
 

@@ -253,7 +253,8 @@ def get_messages(agent_id: str) -> Response[str]:
             [{"field": name, "reason": "unknown query parameter"} for name in unknown],
         )
     raw_limit = params.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+    # isdigit() alone accepts digits such as "²" that int() rejects (found by tests/fuzz).
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_PAGE:
         reason = f"an integer from 1 to {MAX_PAGE}"
         raise ApiError(
             400, "ValidationError", f"limit: {reason}", [{"field": "limit", "reason": reason}]
