@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agentry_runtime.contract import IDEMPOTENCY_PK, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 from agentry_runtime.errors import AgentNotFoundError, PublishError, StaleStepError
 from agentry_runtime.observability import logger, metrics, tracer
-from agentry_runtime.runtime import get_runtime
+from agentry_runtime.runtime import Runtime, get_runtime
 from agentry_runtime.state import IllegalTransitionError
 
 MAX_GOAL_CHARS = 4000
@@ -202,14 +202,16 @@ _IDEMPOTENCY_CONFIG = IdempotencyConfig(
     payload_validation_jmespath="body",
     expires_after_seconds=24 * 3600,
 )
-_idempotent: Any = None
+# The idempotent create function of the runtime it was built for (one per container in Lambda;
+# rebuilt when another runtime is injected, so it never writes to a stale table or client).
+_idempotent: tuple[Runtime, Any] | None = None
 
 
 def _idempotent_create() -> Any:
     """``_create`` behind Powertools idempotency, keyed by the header, checked against the body."""
     global _idempotent
-    if _idempotent is None:
-        runtime = get_runtime()
+    runtime = get_runtime()
+    if _idempotent is None or _idempotent[0] is not runtime:
         persistence = DynamoDBPersistenceLayer(
             table_name=runtime.store.table_name,
             key_attr=PARTITION_KEY,
@@ -227,8 +229,8 @@ def _idempotent_create() -> Any:
         def create(request: dict[str, Any]) -> dict[str, Any]:
             return _create(CreateAgentRequest.model_validate(request["body"]))
 
-        _idempotent = create
-    return _idempotent
+        _idempotent = (runtime, create)
+    return _idempotent[1]
 
 
 @app.get("/agents/<agent_id>")
