@@ -51,7 +51,7 @@ preview: venv
 	pulumi preview --stack $(STACK) --policy-pack policies --policy-pack-config policies/$(STACK).json
 
 chaos: venv
-	AGENTRY_CHAOS_SCENARIOS=3000 $(BIN)/pytest tests/chaos -q
+	AGENTRY_CHAOS_SCENARIOS=3000 $(BIN)/pytest -n 2 tests/chaos -q
 
 bench: venv
 	$(BIN)/agentry bench

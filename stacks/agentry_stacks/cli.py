@@ -144,6 +144,33 @@ def local_run(
     raise typer.Exit(exit_code(str(report["status"])))
 
 
+@app.command()
+def bench(
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Fewer samples (same lengths and ratios), faster.")
+    ] = False,
+    stack: Annotated[str, typer.Option("--stack", help="Stack of the local environment.")] = "dev",
+) -> None:
+    """Measure cost per step, prompt size, cold start and throughput, offline."""
+    # Imported late: the bench loads moto, the local environment and Pulumi.
+    import logging
+
+    from rich.console import Console
+
+    from agentry_runtime.observability import logger as runtime_logger
+    from agentry_stacks.bench import run_bench
+    from agentry_stacks.bench.render import render_report
+
+    # Thousands of measured steps would print their INFO lines; warnings still show.
+    runtime_logger.setLevel(logging.WARNING)
+    report = run_bench(quick=quick, stack=stack)
+    if json_output:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        render_report(report, Console())
+
+
 def main() -> None:
     """Entry point of the ``agentry`` script."""
     app()

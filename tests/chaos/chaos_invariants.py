@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
-
 from chaos_world import ChaosWorld, sorted_keys
 
 from agentry_runtime.contract import (
@@ -97,10 +96,7 @@ def agent_problems(world: ChaosWorld, agent_id: str) -> list[str]:
 
     # Each committed tool call executed exactly once (plus re-runs of interrupted executions).
     results = Counter(
-        r.tool_result.tool_use_id
-        for m in messages
-        for r in m.content
-        if hasattr(r, "tool_result")
+        r.tool_result.tool_use_id for m in messages for r in m.content if hasattr(r, "tool_result")
     )
     uses = {u.tool_use_id for m in messages for u in m.tool_uses()}
     for tool_use_id, record in tools.items():
@@ -127,7 +123,7 @@ def agent_problems(world: ChaosWorld, agent_id: str) -> list[str]:
         if r["name"] == "book_flight" and r["status"] == ToolCallStatus.SUCCEEDED.value
     }
     if booked != succeeded:
-        problems.append(f"bookings {sorted(booked)} but succeeded booking calls {sorted(succeeded)}")
+        problems.append(f"bookings {sorted(booked)}, succeeded booking calls {sorted(succeeded)}")
 
     # The header's counters agree with the items.
     finished = sum(1 for r in tools.values() if r["status"] in _FINISHED)
@@ -155,9 +151,7 @@ def _pairing_problems(messages: list[Message], *, cancelled: bool) -> list[str]:
         if seen & set(ids) or len(set(ids)) != len(ids):
             problems.append(f"message {message.seq} repeats a toolUseId")
         seen |= set(ids)
-        answered = [
-            b.tool_result.tool_use_id for b in message.content if hasattr(b, "tool_result")
-        ]
+        answered = [b.tool_result.tool_use_id for b in message.content if hasattr(b, "tool_result")]
         previous = {u.tool_use_id for u in messages[index - 1].tool_uses()} if index else set()
         if answered and (message.role != "user" or not set(answered) <= previous):
             problems.append(f"message {message.seq} answers tool calls the turn before never made")

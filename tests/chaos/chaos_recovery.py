@@ -71,7 +71,7 @@ class Recovery:
                 raise
             step = int(updated["Attributes"][HeaderAttr.STEP.value]["N"])
             return StepRequested(
-                agentId=error.agent_id, step=step, kind=StepKind.PLAN, reason="recovery"
+                agent_id=error.agent_id, step=step, kind=StepKind.PLAN, reason="recovery"
             )
         try:
             self.dynamodb.update_item(**_resolve(self._mark_needs_human, document))

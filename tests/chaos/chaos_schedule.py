@@ -10,10 +10,10 @@ cancels some agents and resumes some of those that ask for help.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from chaos_world import LEASE_SECONDS, ChaosWorld, CrashPoint, SimulatedCrash
 from pydantic import BaseModel
@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from agentry_runtime.contract import AgentErrorDetail, DetailType, StepRequested
 from agentry_runtime.errors import StaleStepError
 from agentry_runtime.loop import StepInProgressError
-from agentry_runtime.state import TERMINAL, IllegalTransitionError, Status
+from agentry_runtime.state import IllegalTransitionError, Status
 
 GOALS = (
     "Book a flight from New York to San Francisco for tomorrow",
@@ -106,10 +106,9 @@ class Schedule:
             amount = rng.choice([1, 2, 4]) if kind in ("throttle", "server_error") else 1
             setattr(faults, kind, getattr(faults, kind) + amount)
         if rng.random() < self.chaos.cancel:
-            try:
+            # An agent that already finished cannot be cancelled any more.
+            with contextlib.suppress(IllegalTransitionError):
                 self.world.service.cancel(rng.choice(ids))
-            except IllegalTransitionError:
-                pass  # already finished: a human cannot cancel it any more
 
     def _human_steps_in(self, ids: list[str]) -> bool:
         """Resume some agents that wait for a human (each at most once); True if any was."""
@@ -191,15 +190,3 @@ class Schedule:
             for thread in threads:
                 thread.join()
         return sum(failures)
-
-
-def settled(world: ChaosWorld, ids: list[str]) -> dict[str, Any]:
-    """How the batch ended: agents per status (for reports and sanity checks)."""
-    counts: dict[str, Any] = {}
-    for agent_id in ids:
-        status = world.store.get_header(agent_id).status
-        counts[status.value] = counts.get(status.value, 0) + 1
-    counts["terminal"] = sum(
-        1 for a in ids if world.store.get_header(a).status in TERMINAL
-    )
-    return counts

@@ -295,9 +295,7 @@ class ChaosWorld:
         # Parameter validation off: the same requests are validated by moto itself, and the chaos
         # makes ~10 000 calls per run.
         self.dynamodb = SerializedClient(
-            boto3.client(
-                "dynamodb", region_name=REGION, config=Config(parameter_validation=False)
-            )
+            boto3.client("dynamodb", region_name=REGION, config=Config(parameter_validation=False))
         )
         _create_table(self.dynamodb, table_name)
         self.executions: Counter[Any] = Counter()
