@@ -31,7 +31,7 @@ contracts: venv
 pytest: venv
 	$(BIN)/pytest -n 2 --dist loadfile
 
-test: lint typecheck contracts pytest check
+test: lint typecheck contracts check pytest
 
 demo: venv
 	$(BIN)/agentry local run --goal "Book a flight from New York to San Francisco for tomorrow"
