@@ -7,7 +7,7 @@ import, so event patterns, key schemas and handler names can never drift apart.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -119,6 +119,26 @@ SUMMARY_PREFIX = "SUMMARY#"
 BOOKING_PREFIX = "BOOKING#"
 #: Partition of Powertools' idempotency records (``Idempotency-Key`` on ``POST /agents``).
 IDEMPOTENCY_PK = "IDEMPOTENCY#create-agent"
+
+
+def table_schema(table_name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments of the single table the runtime expects (keys, on-demand).
+
+    The platform declares the same keys (``PARTITION_KEY``/``SORT_KEY``, strings); local and
+    test tables are created from this so they can never drift from it.
+    """
+    return {
+        "TableName": table_name,
+        "KeySchema": [
+            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": SORT_KEY, "AttributeType": "S"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
 
 
 def agent_pk(agent_id: str) -> str:

@@ -29,8 +29,16 @@ from botocore.config import Config
 from chaos_recovery import Recovery
 from moto.core.botocore_stubber import MockRawResponse
 from pydantic import BaseModel
+from support.serialized import SerializedClient
 
-from agentry_runtime.contract import PARTITION_KEY, SORT_KEY, DetailType, agent_pk, tool_sk
+from agentry_runtime.contract import (
+    PARTITION_KEY,
+    SORT_KEY,
+    DetailType,
+    agent_pk,
+    table_schema,
+    tool_sk,
+)
 from agentry_runtime.events import Publisher
 from agentry_runtime.flights import demo_registry
 from agentry_runtime.loop import AgentLoop
@@ -61,29 +69,6 @@ class CrashPoint(StrEnum):
     AFTER_CLAIM = "after-claim"  # tool call leased, not executed
     AFTER_EXECUTE = "after-execute"  # tool executed, outcome not recorded
     AFTER_FINISH = "after-finish"  # tool outcome recorded, step not committed
-
-
-class SerializedClient:
-    """A boto3 client whose calls run one at a time (see ``tests/runtime/runtime_harness.py``).
-
-    moto's DynamoDB is not thread-safe; each real DynamoDB call is atomic. Serialising calls
-    keeps what concurrent workers exercise real: the interleaving of whole calls.
-    """
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attribute(*args, **kwargs)
-
-        return call
 
 
 class _Crashes(threading.local):
@@ -343,18 +328,7 @@ class ChaosWorld:
 
 
 def _create_table(client: Any, name: str) -> None:
-    client.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": SORT_KEY, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client.create_table(**table_schema(name))
 
 
 def sorted_keys(items: Sequence[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:

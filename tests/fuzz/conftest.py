@@ -13,7 +13,7 @@ import pytest
 from fuzz_world import TABLE, ApiWorld, make_agents
 from moto import mock_aws
 
-from agentry_runtime.contract import PARTITION_KEY, SORT_KEY
+from agentry_runtime.contract import table_schema
 from agentry_runtime.events import Publisher
 from agentry_runtime.flights import demo_registry
 from agentry_runtime.model import ModelClient, ModelSettings
@@ -36,18 +36,7 @@ def api_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiWorld]:
         monkeypatch.setenv(name, value)
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
-                {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
-                {"AttributeName": SORT_KEY, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb.create_table(**table_schema(TABLE))
         events = boto3.client("events", region_name=REGION)
         events.create_event_bus(Name="agentry-fuzz")
         runtime = Runtime(

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from agentry_runtime.contract import PARTITION_KEY, SORT_KEY
+from agentry_runtime.contract import table_schema
 
 REGION = "us-east-1"
 TABLE_NAME = "agentry-test-agents"
@@ -43,16 +43,5 @@ def dynamodb_client(aws: None, boto_session: boto3.session.Session) -> Any:
 @pytest.fixture
 def agent_table(dynamodb_client: Any) -> str:
     """The single agents table (``pk``/``sk`` strings, on demand) in moto; yields its name."""
-    dynamodb_client.create_table(
-        TableName=TABLE_NAME,
-        KeySchema=[
-            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": SORT_KEY, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb_client.create_table(**table_schema(TABLE_NAME))
     return TABLE_NAME

@@ -8,13 +8,13 @@ records the handler did not report as failed (as the Lambda event source mapping
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from support.serialized import SerializedClient
 
 from agentry_runtime.contract import EVENT_SOURCE, RECOVERY_SOURCE, DetailType
 from agentry_runtime.events import Publisher
@@ -30,30 +30,6 @@ from agentry_runtime.tools import ToolRegistry
 
 REGION = "us-east-1"
 MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
-
-
-class SerializedClient:
-    """A boto3 client whose calls run one at a time.
-
-    moto's DynamoDB is not thread-safe (a cancelled transaction restores a deep copy of the
-    whole table, undoing a concurrent writer's items), while each real DynamoDB call is atomic.
-    Serialising calls keeps what concurrency tests exercise real: the interleaving of calls.
-    """
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attribute(*args, **kwargs)
-
-        return call
 
 
 @dataclass

@@ -35,6 +35,7 @@ from agentry_runtime.contract import (
     StepKind,
     StepRequested,
     agent_pk,
+    table_schema,
 )
 from agentry_runtime.events import Publisher
 from agentry_runtime.loop import AgentLoop
@@ -157,18 +158,7 @@ class _Bench:
 
     def table(self, name: str) -> AgentStore:
         """A fresh table (moto copies a whole table per transaction: one table per agent)."""
-        self.reader.create_table(
-            TableName=name,
-            KeySchema=[
-                {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
-                {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
-                {"AttributeName": SORT_KEY, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        self.reader.create_table(**table_schema(name))
         return AgentStore(name, client=self.dynamodb)
 
     def loop(self, store: AgentStore, token_budget: int) -> AgentLoop:

@@ -1,0 +1,1 @@
+"""Helpers shared by the test areas (importable because pytest puts ``tests/`` on sys.path)."""
