@@ -226,9 +226,11 @@ class AgentLoop:
         problems, blocks = self._validate_turn(turn)
         seq = base.message_count
         if problems:
-            return self._correction(base, blocks, problems)
+            return self._correction(base, blocks, problems, turn)
 
-        assistant = Message(seq=seq, role="assistant", content=blocks, step=base.step - 1)
+        assistant = Message(
+            seq=seq, role="assistant", content=blocks, step=base.step - 1, usage=turn.usage
+        )
         calls = assistant.tool_uses()
         if calls:
             records = [
@@ -296,7 +298,9 @@ class AgentLoop:
             problems.append(f"unexpected stopReason {turn.stop_reason!r}")
         return problems, blocks
 
-    def _correction(self, base: AgentHeader, blocks: list[Any], problems: list[str]) -> _Commit:
+    def _correction(
+        self, base: AgentHeader, blocks: list[Any], problems: list[str], turn: ModelTurn
+    ) -> _Commit:
         """Send an invalid answer back to the model with the reasons, or give up after the bound."""
         retries = base.plan_retries + 1
         metrics.add_metric(name="InvalidModelOutput", unit="Count", value=1)
@@ -309,7 +313,11 @@ class AgentLoop:
         messages: list[Message] = []
         reply: list[Any] = []
         if blocks:
-            messages.append(Message(seq=seq, role="assistant", content=blocks, step=base.step - 1))
+            messages.append(
+                Message(
+                    seq=seq, role="assistant", content=blocks, step=base.step - 1, usage=turn.usage
+                )
+            )
             seq += 1
             reason = "; ".join(problems)
             for call in messages[0].tool_uses():

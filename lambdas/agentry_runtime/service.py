@@ -199,6 +199,7 @@ class AgentService:
                     "step": m.step,
                     "createdAt": _iso(m.created_at),
                     "content": m.to_converse()["content"],
+                    **({"usage": m.usage.model_dump()} if m.usage else {}),
                 }
                 for m in page
             ],

@@ -142,6 +142,25 @@ class ToolResultBlock(BaseModel):
 ContentBlock = Annotated[TextBlock | ToolUseBlock | ToolResultBlock, Field(union_mode="smart")]
 
 
+class TokenUsage(BaseModel):
+    """Bedrock token usage, accumulated."""
+
+    model_config = ConfigDict(extra="forbid")
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
+
+    def plus(self, other: TokenUsage) -> TokenUsage:
+        """Sum of two usages."""
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
+            cache_write_input_tokens=self.cache_write_input_tokens + other.cache_write_input_tokens,
+        )
+
+
 class Message(BaseModel):
     """One conversation turn, exactly as Converse takes it; ``seq`` orders it in the history."""
 
@@ -151,6 +170,9 @@ class Message(BaseModel):
     content: list[ContentBlock] = Field(min_length=1)
     step: int = Field(default=0, ge=0)
     created_at: datetime = Field(default_factory=utcnow)
+    usage: TokenUsage | None = Field(
+        default=None, description="Tokens of the model call that produced an assistant turn."
+    )
 
     def to_converse(self) -> dict[str, Any]:
         """The ``{"role", "content"}`` dict sent to Bedrock."""
@@ -206,25 +228,6 @@ class LastError(BaseModel):
     message: str
     step: int
     at: datetime = Field(default_factory=utcnow)
-
-
-class TokenUsage(BaseModel):
-    """Bedrock token usage, accumulated."""
-
-    model_config = ConfigDict(extra="forbid")
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cache_write_input_tokens: int = 0
-
-    def plus(self, other: TokenUsage) -> TokenUsage:
-        """Sum of two usages."""
-        return TokenUsage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
-            cache_write_input_tokens=self.cache_write_input_tokens + other.cache_write_input_tokens,
-        )
 
 
 class Summary(BaseModel):

@@ -538,6 +538,8 @@ def _message_to_item(agent_id: str, message: Message, ttl: int | None) -> dict[s
         # into Decimals; JSON round-trips them exactly.
         "content": _json(message.to_converse()["content"]),
     }
+    if message.usage is not None:
+        item["usage"] = _attr(message.usage.model_dump())
     return _with_ttl(item, ttl)
 
 
@@ -549,6 +551,7 @@ def _item_to_message(item: Mapping[str, Any]) -> Message:
             "step": item["step"],
             "created_at": item["createdAt"],
             "content": json.loads(item["content"]),
+            "usage": _snake_keys(item["usage"]) if "usage" in item else None,
         }
     )
 

@@ -268,3 +268,21 @@ def test_a_successful_tool_round_after_recovery_resets_the_recovery_budget(
     header = store.get_header(agent_id)
     assert header.status == Status.COMPLETED
     assert header.recovery_attempts == 0
+
+
+def test_token_usage_is_recorded_per_step_and_in_total(world_factory: Any) -> None:
+    # GIVEN a completed demo agent
+    world = world_factory()
+    agent_id = world.start(GOAL)
+    world.pump()
+    store = world.runtime.store
+    # THEN each model turn carries the usage of its call, and the header their sum
+    turns = [m for m in store.messages(agent_id) if m.role == "assistant"]
+    assert all(m.usage is not None and m.usage.output_tokens > 0 for m in turns)
+    total = sum(m.usage.input_tokens for m in turns if m.usage)
+    assert store.get_header(agent_id).usage.input_tokens == total
+    status, page = world.call("GET", f"/agents/{agent_id}/messages")
+    assert status == 200
+    shown = [m["usage"] for m in page["messages"] if m["role"] == "assistant"]
+    assert len(shown) == len(turns)
+    assert all(usage["output_tokens"] > 0 for usage in shown)
