@@ -153,7 +153,8 @@ class AgentLoop:
     # --- plan -----------------------------------------------------------------------------
 
     def _plan(self, header: AgentHeader) -> _Commit:
-        if header.step >= self.settings.max_steps:
+        # The budget counts from the last human instruction, so a resumed agent gets a new one.
+        if header.step - header.steps_granted_at >= self.settings.max_steps:
             raise AgentError(
                 ErrorType.STEP_LIMIT_EXCEEDED,
                 f"the agent used its {self.settings.max_steps} steps without finishing",

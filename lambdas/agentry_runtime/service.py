@@ -106,6 +106,7 @@ class AgentService:
                 "next_step": StepKind.PLAN,
                 "message_count": seq + 1,
                 "recovery_attempts": 0,
+                "steps_granted_at": header.step + 1,
                 "consecutive_tool_failures": 0,
                 "plan_retries": 0,
                 "pending_tool_use_ids": [],

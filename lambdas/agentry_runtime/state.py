@@ -262,6 +262,9 @@ class AgentHeader(BaseModel):
     consecutive_tool_failures: int = 0
     plan_retries: int = 0
     recovery_attempts: int = 0
+    steps_granted_at: int = Field(
+        default=0, ge=0, description="The step of the last human instruction: limits count from it."
+    )
     usage: TokenUsage = Field(default_factory=TokenUsage)
     last_error: LastError | None = None
     summary_upto_seq: int = -1

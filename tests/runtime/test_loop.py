@@ -286,3 +286,28 @@ def test_token_usage_is_recorded_per_step_and_in_total(world_factory: Any) -> No
     shown = [m["usage"] for m in page["messages"] if m["role"] == "assistant"]
     assert len(shown) == len(turns)
     assert all(usage["output_tokens"] > 0 for usage in shown)
+
+
+def test_the_step_limit_asks_a_human_and_a_resume_grants_new_steps(world_factory: Any) -> None:
+    # GIVEN a step budget too small for the demo goal (it needs 5 steps)
+    world = world_factory(settings=LoopSettings(max_steps=3))
+    agent_id = world.start(GOAL)
+    world.pump()
+    store = world.runtime.store
+    header = store.get_header(agent_id)
+    # THEN the agent stops with a typed, non-retryable StepLimitExceeded error
+    assert header.status == Status.PLANNING_FAILED
+    assert header.last_error is not None
+    assert header.last_error.error_type == ErrorType.STEP_LIMIT_EXCEEDED
+    errors = world.observed_events(DetailType.AGENT_ERROR)
+    assert [(e["errorType"], e["retryable"]) for e in errors] == [
+        (ErrorType.STEP_LIMIT_EXCEEDED, False)
+    ]
+    # WHEN recovery parks it for a human, who resumes it
+    store.update_header(header.version, header.model_copy(update={"status": Status.NEEDS_HUMAN}))
+    status, _ = world.call("POST", f"/agents/{agent_id}/resume", {"instruction": "Go on"})
+    assert status == 202
+    world.pump()
+    # THEN it has a fresh budget and completes
+    assert store.get_header(agent_id).status == Status.COMPLETED
+    assert len(world.bookings(agent_id)) == 1
