@@ -11,10 +11,11 @@ SOURCES  := lambdas/agentry_runtime platform/agentry_platform stacks/agentry_sta
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml lambdas/pyproject.toml platform/pyproject.toml stacks/pyproject.toml policies/pyproject.toml policies/requirements.txt
+$(STAMP): pyproject.toml lambdas/pyproject.toml platform/pyproject.toml stacks/pyproject.toml policies/pyproject.toml policies/requirements.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==25.3
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r policies/requirements.txt \
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+		-r policies/requirements.txt \
 		-e ./lambdas -e ./platform -e ./policies -e ./stacks -e .
 	touch $(STAMP)
 
