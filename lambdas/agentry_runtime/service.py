@@ -6,6 +6,7 @@ implies; reading builds the article's agent document from the stored items.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -28,6 +29,9 @@ from agentry_runtime.store import AgentStore
 
 #: How many of the latest turns ``GET /agents/{id}`` shows; the rest is at ``/messages``.
 HISTORY_IN_VIEW = 50
+#: How many of the latest tool calls it shows, each result cut to ``RESULT_IN_VIEW`` characters.
+PLAN_IN_VIEW = 50
+RESULT_IN_VIEW = 4000
 
 _PLAN_STATUS = {
     ToolCallStatus.PENDING: "PENDING",
@@ -135,18 +139,20 @@ class AgentService:
         first_seq = max(0, header.message_count - HISTORY_IN_VIEW)
         history = self.store.messages(agent_id, after_seq=first_seq - 1)
         calls = sorted(self.store.tool_calls(agent_id), key=lambda c: (c.step, c.created_at))
+        # Bounded, like the history: a Lambda response must stay well under 6 MB.
+        first_call = max(0, len(calls) - PLAN_IN_VIEW)
         plan = [
             {
-                "step": index + 1,
+                "step": first_call + index + 1,
                 "action": "TOOL_USE",
                 "toolName": call.name,
                 "toolUseId": call.tool_use_id,
                 "parameters": call.input,
                 "status": _PLAN_STATUS[call.status],
-                **({"result": call.result} if call.result is not None else {}),
+                **({"result": _bounded(call.result)} if call.result is not None else {}),
                 **({"error": call.error} if call.error else {}),
             }
-            for index, call in enumerate(calls)
+            for index, call in enumerate(calls[first_call:])
         ]
         metadata: dict[str, Any] = {
             "createdAt": _iso(header.created_at),
@@ -173,6 +179,7 @@ class AgentService:
                 "messageCount": header.message_count,
             },
             "plan": plan,
+            "planTruncated": first_call > 0,
             "tools": self.tools,
             "metadata": metadata,
         }
@@ -213,6 +220,13 @@ def _history_entry(message: Message) -> dict[str, Any]:
     if all(isinstance(block, TextBlock) for block in message.content):
         return {"role": message.role, "content": message.text()}
     return {"role": message.role, "content": message.to_converse()["content"]}
+
+
+def _bounded(result: dict[str, Any] | str) -> dict[str, Any] | str:
+    text = json.dumps(result)
+    if len(text) <= RESULT_IN_VIEW:
+        return result
+    return text[:RESULT_IN_VIEW] + f"...[truncated {len(text) - RESULT_IN_VIEW} chars]"
 
 
 def _iso(moment: Any) -> str:

@@ -7,6 +7,7 @@ tool become an error ``ToolOutcome`` the model can read and correct, never an ex
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import re
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -71,13 +73,18 @@ class Tool:
     timeout_seconds: float
     fn: Callable[[Any, ToolContext], dict[str, Any] | str]
 
+    @cached_property
+    def _schema(self) -> dict[str, Any]:
+        # pydantic builds the JSON schema anew on every call; every plan step needs it.
+        return self.input_model.model_json_schema()
+
     def spec(self) -> dict[str, Any]:
         """The Converse ``toolSpec`` entry of this tool."""
         return {
             "toolSpec": {
                 "name": self.name,
                 "description": self.description,
-                "inputSchema": {"json": self.input_model.model_json_schema()},
+                "inputSchema": {"json": copy.deepcopy(self._schema)},
             }
         }
 

@@ -112,6 +112,7 @@ def test_a_300_step_conversation_keeps_items_and_writes_bounded(agent_table: str
         # WHEN every step event is delivered
         world.pump(max_batches=STEPS * 2, before_batch=track)
         header = world.runtime.store.get_header(agent_id)
+        status, view = world.call("GET", f"/agents/{agent_id}")
     finally:
         world.close()
 
@@ -127,3 +128,10 @@ def test_a_300_step_conversation_keeps_items_and_writes_bounded(agent_table: str
     # and compaction kept every prompt within the budget's reach
     assert model.summaries > 0
     assert max(model.prompt_tokens[-50:]) <= 2 * 3000
+    # and the agent's view stays bounded however long it ran (a Lambda response is <= 6 MB)
+    assert status == 200
+    assert len(view["context"]["conversationHistory"]) == 50
+    assert view["context"]["historyTruncated"] is True
+    assert len(view["plan"]) == 50
+    assert view["planTruncated"] is True
+    assert len(json.dumps(view)) < 1_000_000
