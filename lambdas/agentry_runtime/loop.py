@@ -408,9 +408,10 @@ class AgentLoop:
             raise AgentError(ErrorType.INTERNAL, f"tool call {tool_use_id} has no record")
         if record.status in (ToolCallStatus.SUCCEEDED, ToolCallStatus.FAILED):
             return record
-        claimed = self.store.claim_tool_call(
-            agent_id, tool_use_id, lease_seconds=self.settings.tool_lease_seconds
-        )
+        # The lease must outlive the tool's own timeout, or a slow but healthy call would be
+        # taken over and run twice.
+        lease = max(self.settings.tool_lease_seconds, 2 * self.settings.tool_timeout_seconds)
+        claimed = self.store.claim_tool_call(agent_id, tool_use_id, lease_seconds=lease)
         if claimed is None:
             record = self.store.get_tool_call(agent_id, tool_use_id)
             if record is not None and record.status in (
