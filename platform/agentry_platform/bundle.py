@@ -25,7 +25,15 @@ from typing import Literal
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-__all__ = ["BUILD_DIR", "LAMBDAS_DIR", "Bundle", "BundleError", "build_bundle", "requirements"]
+__all__ = [
+    "BUILD_DIR",
+    "CONSTRAINTS",
+    "LAMBDAS_DIR",
+    "Bundle",
+    "BundleError",
+    "build_bundle",
+    "requirements",
+]
 
 Architecture = Literal["arm64", "x86_64"]
 
@@ -33,6 +41,8 @@ _REPO = Path(__file__).resolve().parents[2]
 #: The runtime's source distribution (``lambdas/``) and the gitignored build cache.
 LAMBDAS_DIR = _REPO / "lambdas"
 BUILD_DIR = _REPO / "build"
+#: Exact versions of transitive dependencies, so the bundle's wheels do not drift between builds.
+CONSTRAINTS = _REPO / "constraints.txt"
 
 # The Lambda Python runtime already ships these (and the function's boto3 is kept in step with
 # the service by AWS); bundling them would add ~20 MB and pin an older SDK over the managed one.
@@ -122,7 +132,8 @@ def _digest(*parts: str) -> str:
 def _install_dependencies(
     reqs: list[str], architecture: Architecture, python_version: str, cache_dir: Path
 ) -> Path:
-    key = _digest(*reqs, _PLATFORMS[architecture], python_version, "cp")[:24]
+    constraints = CONSTRAINTS.read_text(encoding="utf-8") if CONSTRAINTS.is_file() else ""
+    key = _digest(*reqs, _PLATFORMS[architecture], python_version, "cp", constraints)[:24]
     target = cache_dir / "lambda-deps" / key
     if target.is_dir():
         return target
@@ -133,6 +144,7 @@ def _install_dependencies(
         "--platform", _PLATFORMS[architecture], "--only-binary=:all:",
         "--python-version", python_version, "--implementation", "cp",
         "--target", str(staging), "--no-compile", *reqs,
+        *(["--constraint", str(CONSTRAINTS)] if constraints else []),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
