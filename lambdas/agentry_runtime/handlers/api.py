@@ -42,16 +42,24 @@ app = APIGatewayHttpResolver()
 
 
 class ApiError(Exception):
-    """An error answered as ``{"error": {"code", "message", "fields"}}`` with ``status``."""
+    """An error answered as ``{"error": {"code", "message", "fields"}}`` with ``status``.
 
-    def __init__(
-        self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
-    ) -> None:
-        super().__init__(message)
+    ``fields`` pairs each offending field with the reason; the message lists them all.
+    """
+
+    def __init__(self, status: int, code: str, fields: list[tuple[str, str]]) -> None:
         self.status = status
         self.code = code
-        self.message = message
-        self.fields = fields or []
+        self.fields = [{"field": field, "reason": reason} for field, reason in fields]
+        self.message = "; ".join(f"{field}: {reason}" for field, reason in fields)
+        super().__init__(self.message)
+
+
+def _invalid(
+    field: str, reason: str, *, status: int = 400, code: str = "ValidationError"
+) -> ApiError:
+    """One bad field."""
+    return ApiError(status, code, [(field, reason)])
 
 
 class CreateAgentRequest(BaseModel):
@@ -90,54 +98,31 @@ def _body(model: type[BaseModel], *, optional: bool = False) -> Any:
         raw = app.current_event.decoded_body or ""
     limit = get_runtime().max_request_bytes
     if len(raw.encode()) > limit:
-        raise ApiError(
-            413,
-            "PayloadTooLarge",
-            f"body: larger than {limit} bytes",
-            [{"field": "body", "reason": f"larger than {limit} bytes"}],
-        )
+        raise _invalid("body", f"larger than {limit} bytes", status=413, code="PayloadTooLarge")
     if not raw.strip():
         if optional:
             return model()
-        raise ApiError(
-            400,
-            "ValidationError",
-            "body: a JSON object is required",
-            [{"field": "body", "reason": "a JSON object is required"}],
-        )
+        raise _invalid("body", "a JSON object is required")
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         reason = f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        raise ApiError(
-            400, "MalformedJson", f"body: {reason}", [{"field": "body", "reason": reason}]
-        ) from exc
+        raise _invalid("body", reason, code="MalformedJson") from exc
     if not isinstance(data, dict):
-        raise ApiError(
-            400,
-            "ValidationError",
-            "body: must be a JSON object",
-            [{"field": "body", "reason": "must be a JSON object"}],
-        )
+        raise _invalid("body", "must be a JSON object")
     for name, limit_chars in _TEXT_LIMITS.items():
         value = data.get(name)
         if name in model.model_fields and isinstance(value, str) and len(value) > limit_chars:
             reason = f"at most {limit_chars} characters, got {len(value)}"
-            raise ApiError(
-                413, "PayloadTooLarge", f"{name}: {reason}", [{"field": name, "reason": reason}]
-            )
+            raise _invalid(name, reason, status=413, code="PayloadTooLarge")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         fields = [
-            {
-                "field": ".".join(str(p) for p in error["loc"]) or "body",
-                "reason": _reason(error),
-            }
+            (".".join(str(p) for p in error["loc"]) or "body", _reason(error))
             for error in exc.errors()
         ]
-        message = "; ".join(f"{f['field']}: {f['reason']}" for f in fields)
-        raise ApiError(400, "ValidationError", message, fields) from exc
+        raise ApiError(400, "ValidationError", fields) from exc
 
 
 def _reason(error: Any) -> str:
@@ -150,12 +135,7 @@ def _reason(error: Any) -> str:
 
 def _agent_id(raw: str) -> str:
     if not _AGENT_ID.match(raw):
-        raise ApiError(
-            400,
-            "ValidationError",
-            "id: not an agent id (agent-<32 hex digits>)",
-            [{"field": "id", "reason": "not an agent id (agent-<32 hex digits>)"}],
-        )
+        raise _invalid("id", "not an agent id (agent-<32 hex digits>)")
     logger.append_keys(agent_id=raw)
     return raw
 
@@ -177,13 +157,7 @@ def create_agent() -> Response[str]:
         created = _create(request)
     else:
         if not _IDEMPOTENCY_KEY.match(key):
-            reason = "1 to 128 characters of letters, digits and . _ : -"
-            raise ApiError(
-                400,
-                "ValidationError",
-                f"Idempotency-Key: {reason}",
-                [{"field": "Idempotency-Key", "reason": reason}],
-            )
+            raise _invalid("Idempotency-Key", "1 to 128 characters of letters, digits and . _ : -")
         created = _idempotent_create()(
             request={"idempotencyKey": key, "body": request.model_dump(mode="json")}
         )
@@ -248,27 +222,17 @@ def get_messages(agent_id: str) -> Response[str]:
     params = app.current_event.query_string_parameters or {}
     unknown = sorted(set(params) - {"limit", "cursor"})
     if unknown:
-        raise ApiError(
-            400,
-            "ValidationError",
-            f"{unknown[0]}: unknown query parameter",
-            [{"field": name, "reason": "unknown query parameter"} for name in unknown],
-        )
+        raise ApiError(400, "ValidationError", [(n, "unknown query parameter") for n in unknown])
     raw_limit = params.get("limit", "50")
     # isdigit() alone accepts digits such as "²" that int() rejects (found by tests/fuzz).
     if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_PAGE:
-        reason = f"an integer from 1 to {MAX_PAGE}"
-        raise ApiError(
-            400, "ValidationError", f"limit: {reason}", [{"field": "limit", "reason": reason}]
-        )
+        raise _invalid("limit", f"an integer from 1 to {MAX_PAGE}")
     try:
         page = get_runtime().service.messages(
             agent, limit=int(raw_limit), cursor=params.get("cursor")
         )
-    except ValueError as exc:
-        raise ApiError(
-            400, "ValidationError", str(exc), [{"field": "cursor", "reason": str(exc)}]
-        ) from exc
+    except ValueError as exc:  # the store names the field: "cursor: <reason>"
+        raise _invalid("cursor", str(exc).removeprefix("cursor: ")) from exc
     return _json(200, page)
 
 
@@ -302,57 +266,41 @@ def _api_error(exc: ApiError) -> Response[str]:
     )
 
 
-@app.exception_handler(AgentNotFoundError)
-def _not_found(exc: AgentNotFoundError) -> Response[str]:
-    return _api_error(
-        ApiError(404, "AgentNotFound", f"id: {exc}", [{"field": "id", "reason": "no such agent"}])
-    )
+# Errors raised below the routes, each answered as one bad field.
+_FIELD_ERRORS: dict[type[Exception], tuple[int, str, str, str]] = {
+    AgentNotFoundError: (404, "AgentNotFound", "id", "no such agent"),
+    StaleStepError: (
+        409,
+        "ConcurrentUpdate",
+        "status",
+        "the agent changed while the request ran; read it and retry",
+    ),
+    IdempotencyAlreadyInProgressError: (
+        409,
+        "IdempotencyConflict",
+        "Idempotency-Key",
+        "a request with this key is still in progress",
+    ),
+    IdempotencyValidationError: (
+        409,
+        "IdempotencyConflict",
+        "Idempotency-Key",
+        "already used with a different body",
+    ),
+}
+
+
+@app.exception_handler(list(_FIELD_ERRORS))
+def _field_error(exc: Exception) -> Response[str]:
+    kind = next(cls for cls in type(exc).__mro__ if cls in _FIELD_ERRORS)
+    status, code, field, reason = _FIELD_ERRORS[kind]
+    return _api_error(_invalid(field, reason, status=status, code=code))
 
 
 @app.exception_handler(IllegalTransitionError)
 def _conflict(exc: IllegalTransitionError) -> Response[str]:
     reason = f"the agent is {exc.current}: {exc}"
-    return _api_error(
-        ApiError(
-            409, "IllegalTransition", f"status: {reason}", [{"field": "status", "reason": reason}]
-        )
-    )
-
-
-@app.exception_handler(StaleStepError)
-def _stale(exc: StaleStepError) -> Response[str]:
-    reason = "the agent changed while the request ran; read it and retry"
-    return _api_error(
-        ApiError(
-            409, "ConcurrentUpdate", f"status: {reason}", [{"field": "status", "reason": reason}]
-        )
-    )
-
-
-@app.exception_handler(IdempotencyAlreadyInProgressError)
-def _in_progress(exc: IdempotencyAlreadyInProgressError) -> Response[str]:
-    reason = "a request with this key is still in progress"
-    return _api_error(
-        ApiError(
-            409,
-            "IdempotencyConflict",
-            f"Idempotency-Key: {reason}",
-            [{"field": "Idempotency-Key", "reason": reason}],
-        )
-    )
-
-
-@app.exception_handler(IdempotencyValidationError)
-def _key_reused(exc: IdempotencyValidationError) -> Response[str]:
-    reason = "already used with a different body"
-    return _api_error(
-        ApiError(
-            409,
-            "IdempotencyConflict",
-            f"Idempotency-Key: {reason}",
-            [{"field": "Idempotency-Key", "reason": reason}],
-        )
-    )
+    return _api_error(_invalid("status", reason, status=409, code="IllegalTransition"))
 
 
 @app.exception_handler(PublishError)
@@ -366,14 +314,7 @@ def _unavailable(exc: PublishError) -> Response[str]:
 @app.not_found
 def _no_route(exc: NotFoundError) -> Response[str]:
     path = app.current_event.raw_path
-    return _api_error(
-        ApiError(
-            404,
-            "NotFound",
-            f"path: no route for {path}",
-            [{"field": "path", "reason": "no such route"}],
-        )
-    )
+    return _api_error(_invalid("path", f"no such route: {path}", status=404, code="NotFound"))
 
 
 @logger.inject_lambda_context(
