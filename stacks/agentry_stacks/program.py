@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_aws as aws
 
@@ -11,7 +13,7 @@ from agentry_platform.bundle import build_bundle
 from agentry_platform.bus import EventBus, EventBusArgs, EventRule, EventRuleArgs
 from agentry_platform.function import AgentFunction, AgentFunctionArgs, QueueSource
 from agentry_platform.http_api import HttpApi, HttpApiArgs
-from agentry_platform.iam import api_statements, rule_arn, worker_statements
+from agentry_platform.iam import Statement, api_statements, rule_arn, worker_statements
 from agentry_platform.keys import EncryptionKey, EncryptionKeyArgs
 from agentry_platform.naming import physical_name, stack_tags
 from agentry_platform.patterns import step_pattern
@@ -20,7 +22,7 @@ from agentry_platform.table import AgentTable, AgentTableArgs
 from agentry_platform.topic import NotificationTopic, NotificationTopicArgs
 from agentry_platform.workflow import RecoveryWorkflow, RecoveryWorkflowArgs
 from agentry_runtime.contract import Env, Handler
-from agentry_stacks.config import ConfigError, EnvironmentConfig
+from agentry_stacks.config import ConfigError, EnvironmentConfig, FunctionSettings
 
 __all__ = ["main", "run"]
 
@@ -125,54 +127,52 @@ def run(config: EnvironmentConfig) -> None:
             key_arn=a[4],
         )
     )
-    worker = AgentFunction(
-        "worker",
-        AgentFunctionArgs(
-            stack=stack,
-            suffix="worker",
-            handler=Handler.WORKER,
-            bundle=bundle,
-            account_id=account_id,
-            memory_mb=config.worker.memory_mb,
-            timeout_seconds=config.worker.timeout_seconds,
-            reserved_concurrency=config.worker.reserved_concurrency,
-            log_retention_days=config.log_retention_days,
-            environment=environment,
-            statements=worker_policy,
-            runtime=config.lambda_runtime,
-            architecture=config.lambda_architecture,
-            kms_key_arn=key_arn,
-            queue=QueueSource(
-                queue_arn=steps.arn,
-                batch_size=config.worker.batch_size,
-                max_concurrency=config.worker.max_concurrency,
+
+    def agent_function(
+        name: str,
+        handler: Handler,
+        settings: FunctionSettings,
+        statements: pulumi.Input[Sequence[Statement]],
+        queue: QueueSource | None = None,
+    ) -> AgentFunction:
+        # Both functions run the same bundle with the same environment; only these differ.
+        return AgentFunction(
+            name,
+            AgentFunctionArgs(
+                stack=stack,
+                suffix=name,
+                handler=handler,
+                bundle=bundle,
+                account_id=account_id,
+                memory_mb=settings.memory_mb,
+                timeout_seconds=settings.timeout_seconds,
+                reserved_concurrency=settings.reserved_concurrency,
+                log_retention_days=config.log_retention_days,
+                environment=environment,
+                statements=statements,
+                runtime=config.lambda_runtime,
+                architecture=config.lambda_architecture,
+                kms_key_arn=key_arn,
+                queue=queue,
+                tags=tags,
             ),
-            tags=tags,
+        )
+
+    worker = agent_function(
+        "worker",
+        Handler.WORKER,
+        config.worker,
+        worker_policy,
+        QueueSource(
+            queue_arn=steps.arn,
+            batch_size=config.worker.batch_size,
+            max_concurrency=config.worker.max_concurrency,
         ),
     )
     api_policy = pulumi.Output.all(table.arn, bus.arn, key_arn).apply(
         lambda a: api_statements(table_arn=a[0], bus_arn=a[1], key_arn=a[2])
     )
-    api_function = AgentFunction(
-        "api",
-        AgentFunctionArgs(
-            stack=stack,
-            suffix="api",
-            handler=Handler.API,
-            bundle=bundle,
-            account_id=account_id,
-            memory_mb=config.api.memory_mb,
-            timeout_seconds=config.api.timeout_seconds,
-            reserved_concurrency=config.api.reserved_concurrency,
-            log_retention_days=config.log_retention_days,
-            environment=environment,
-            statements=api_policy,
-            runtime=config.lambda_runtime,
-            architecture=config.lambda_architecture,
-            kms_key_arn=key_arn,
-            tags=tags,
-        ),
-    )
+    api_function = agent_function("api", Handler.API, config.api, api_policy)
     api = HttpApi(
         "http",
         HttpApiArgs(
