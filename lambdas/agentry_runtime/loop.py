@@ -403,21 +403,16 @@ class AgentLoop:
 
     def _run_once(self, agent_id: str, tool_use_id: str) -> ToolInvocation:
         """Execute one committed tool call at most once; reuse its result if it already ran."""
-        record = self.store.get_tool_call(agent_id, tool_use_id)
-        if record is None:
-            raise AgentError(ErrorType.INTERNAL, f"tool call {tool_use_id} has no record")
-        if record.status in (ToolCallStatus.SUCCEEDED, ToolCallStatus.FAILED):
-            return record
         # The lease must outlive the tool's own timeout, or a slow but healthy call would be
         # taken over and run twice.
         lease = max(self.settings.tool_lease_seconds, 2 * self.settings.tool_timeout_seconds)
+        # Claim first: on the usual path (a PENDING call) that is the only read-and-write.
         claimed = self.store.claim_tool_call(agent_id, tool_use_id, lease_seconds=lease)
         if claimed is None:
             record = self.store.get_tool_call(agent_id, tool_use_id)
-            if record is not None and record.status in (
-                ToolCallStatus.SUCCEEDED,
-                ToolCallStatus.FAILED,
-            ):
+            if record is None:
+                raise AgentError(ErrorType.INTERNAL, f"tool call {tool_use_id} has no record")
+            if record.status in (ToolCallStatus.SUCCEEDED, ToolCallStatus.FAILED):
                 return record
             raise StepInProgressError(f"tool call {tool_use_id} is being executed elsewhere")
         context = ToolContext(
