@@ -39,7 +39,6 @@ __all__ = [
     "OfflineModel",
     "Responder",
     "error_response",
-    "serve_offline_model",
     "validate_request",
 ]
 
@@ -312,11 +311,6 @@ class OfflineModel:
             "cacheReadInputTokens": read,
             "cacheWriteInputTokens": write,
         }
-
-
-def serve_offline_model(**kwargs: Any) -> FakeBedrockServer:
-    """A started :class:`FakeBedrockServer` answering with ``OfflineModel(**kwargs)``."""
-    return FakeBedrockServer(OfflineModel(**kwargs)).start()
 
 
 # --- reading the conversation ------------------------------------------------------------------

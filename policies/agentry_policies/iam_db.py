@@ -82,12 +82,6 @@ def supports_resource_level(action: str) -> bool:
     return any(resource_type for resource_type in resource_types)
 
 
-def is_known(action: str) -> bool:
-    """True when the exact (non-wildcard) action exists in the database."""
-    service, _, name = action.lower().partition(":")
-    return name in _service_data(service).get("privileges_lower_name", {})
-
-
 @lru_cache(maxsize=1)
 def model_invocation_actions() -> frozenset[str]:
     """Bedrock actions that run model inference (``bedrock:invokemodel*``), from the database."""
