@@ -4,19 +4,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
-PACKAGES := lambdas platform stacks policies
-SOURCES  := lambdas/agentry_runtime platform/agentry_platform stacks/agentry_stacks policies/agentry_policies
+LAMBDAS  := $(wildcard lambdas/*/pyproject.toml)
+SOURCES  := $(filter-out %.egg-info,$(wildcard lambdas/*/agentry_*)) lambdas/support/infrastructure.py platform/agentry_platform stacks/agentry_stacks policies/agentry_policies
 
 .PHONY: venv test lint typecheck contracts pytest demo plan check up preview chaos bench clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml lambdas/pyproject.toml platform/pyproject.toml stacks/pyproject.toml policies/pyproject.toml policies/requirements.txt constraints.txt
+$(STAMP): pyproject.toml $(LAMBDAS) platform/pyproject.toml stacks/pyproject.toml policies/pyproject.toml policies/requirements.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==25.3
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
 		-r policies/requirements.txt \
-		-e ./lambdas -e ./platform -e ./policies -e ./stacks -e .
+		$(foreach dist,$(dir $(LAMBDAS)),-e ./$(dist)) -e ./platform -e ./policies -e ./stacks -e .
 	touch $(STAMP)
 
 lint: venv

@@ -1,5 +1,5 @@
 """What ``pulumi up`` runs (``Pulumi.yaml``: ``main: stacks/``)."""
 
-from agentry_stacks.program import main
+from agentry_stacks.deploy.program import main
 
 main()

@@ -1,6 +1,9 @@
 """Agentry's reusable Pulumi components and the pure functions behind them.
 
-Components (one per module): ``keys``, ``table``, ``bus``, ``queue``, ``function``, ``topic``,
-``workflow``, ``http_api``, ``alarms``. Pure functions (no resources): ``naming``, ``iam``,
-``bedrock``, ``patterns``, ``recovery``. The Lambda artifact: ``bundle``.
+- ``components/``: ComponentResources, one per module (they declare resources);
+- ``lib/``: pure helpers (IAM documents, Bedrock grants, event patterns, the recovery state
+  machine's definition, naming): no resources, tested directly;
+- ``bundle``: the Lambda artifact, a reproducible zip of the distributions a stack ships.
 """
+
+__all__: list[str] = []

@@ -1,13 +1,12 @@
-"""The Lambda bundle: a reproducible zip of the runtime and its Linux wheels.
+"""The Lambda bundle: a reproducible zip of the runtime, a stack's toolsets and their wheels.
 
-Same source and requirements -> byte-identical zip -> same ``sourceCodeHash``, so ``pulumi up``
-shows no code diff for an unchanged runtime. Entries are sorted, timestamps fixed at
+Same sources, files and requirements -> byte-identical zip -> same ``sourceCodeHash``, so
+``pulumi up`` shows no code diff for an unchanged stack. Entries are sorted, timestamps fixed at
 1980-01-01, modes fixed, and no host-compiled file (``__pycache__``, ``.pyc``) is included.
 """
 
 from __future__ import annotations
 
-import ast
 import base64
 import hashlib
 import os
@@ -15,14 +14,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 __all__ = [
@@ -31,6 +29,7 @@ __all__ = [
     "LAMBDAS_DIR",
     "Bundle",
     "BundleError",
+    "Source",
     "build_bundle",
     "requirements",
 ]
@@ -38,9 +37,10 @@ __all__ = [
 Architecture = Literal["arm64", "x86_64"]
 
 _REPO = Path(__file__).resolve().parents[2]
-#: The runtime's source distribution (``lambdas/``) and the gitignored build cache.
+#: The Lambda distributions (``lambdas/``) and the gitignored build cache. The cache is shared
+#: by every checkout that builds with this package (CI may point it elsewhere).
 LAMBDAS_DIR = _REPO / "lambdas"
-BUILD_DIR = _REPO / "build"
+BUILD_DIR = Path(os.environ.get("AGENTRY_BUILD_DIR") or _REPO / "build")
 #: Exact versions of transitive dependencies, so the bundle's wheels do not drift between builds.
 CONSTRAINTS = _REPO / "constraints.txt"
 
@@ -57,7 +57,17 @@ _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 
 class BundleError(RuntimeError):
-    """The bundle could not be built (bad ``lambdas/pyproject.toml`` or a failed download)."""
+    """The bundle could not be built (a bad distribution or a failed download)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One distribution to ship: its name, folder, top-level packages and requirements."""
+
+    name: str
+    folder: Path
+    packages: tuple[str, ...]
+    requirements: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -71,58 +81,29 @@ class Bundle:
     runtime_version: str
     architecture: Architecture
     python_version: str
+    #: The distributions it holds (ours), e.g. ``("agentry-flights", "agentry-runtime")``.
+    distributions: tuple[str, ...] = ()
 
 
-def _pyproject(lambdas_dir: Path) -> dict[str, object]:
-    try:
-        with (lambdas_dir / "pyproject.toml").open("rb") as handle:
-            return tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise BundleError(f"{lambdas_dir / 'pyproject.toml'}: cannot be read: {exc}") from exc
-
-
-def requirements(lambdas_dir: Path = LAMBDAS_DIR) -> list[str]:
-    """The runtime's dependencies minus what the Lambda runtime provides, sorted, extras kept."""
-    project = _pyproject(lambdas_dir).get("project", {})
-    deps = project.get("dependencies", []) if isinstance(project, dict) else []
-    kept = [
-        str(Requirement(dep))
-        for dep in deps
-        if canonicalize_name(Requirement(dep).name) not in _PROVIDED
-    ]
+def requirements(sources: Sequence[Source]) -> list[str]:
+    """The third-party requirements of ``sources``: ours and Lambda's own left out, sorted."""
+    own = {canonicalize_name(source.name) for source in sources}
+    kept: set[str] = set()
+    for source in sources:
+        for dep in source.requirements:
+            try:
+                requirement = Requirement(dep)
+            except InvalidRequirement as exc:
+                raise BundleError(f"{source.name}: dependency {dep!r}: {exc}") from None
+            name = canonicalize_name(requirement.name)
+            if name in own or name in _PROVIDED:
+                continue
+            if name.startswith("agentry-"):
+                raise BundleError(
+                    f"{source.name}: depends on {requirement.name}, which is not in the bundle"
+                )
+            kept.add(str(requirement))
     return sorted(kept)
-
-
-def _package_names(lambdas_dir: Path) -> list[str]:
-    # The packages setuptools ships (``include = ["agentry_runtime*"]``): top-level dirs only.
-    return sorted(
-        child.name
-        for child in lambdas_dir.iterdir()
-        if child.is_dir() and (child / "__init__.py").is_file()
-    )
-
-
-def _runtime_version(lambdas_dir: Path) -> str:
-    # The version is declared dynamic (``attr = "agentry_runtime.__version__"``); read the
-    # assignment with ast rather than import it, since ``lambdas_dir`` may be any copy.
-    dynamic = _pyproject(lambdas_dir).get("tool", {})
-    attr = (
-        dynamic.get("setuptools", {}).get("dynamic", {}).get("version", {}).get("attr", "")
-        if isinstance(dynamic, dict)
-        else ""
-    )
-    module, _, name = str(attr).rpartition(".")
-    if not module:
-        raise BundleError("lambdas/pyproject.toml: tool.setuptools.dynamic.version.attr is missing")
-    source = lambdas_dir.joinpath(*module.split("."), "__init__.py")
-    for node in ast.parse(source.read_text(encoding="utf-8")).body:
-        if (
-            isinstance(node, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
-            and isinstance(node.value, ast.Constant)
-        ):
-            return str(node.value.value)
-    raise BundleError(f"{source}: no constant assignment to {name}")
 
 
 def _digest(*parts: str) -> str:
@@ -178,28 +159,35 @@ def _provided_roots(deps_dir: Path) -> set[str]:
     return roots
 
 
-def _entries(lambdas_dir: Path, deps_dir: Path) -> dict[str, Path]:
-    entries: dict[str, Path] = {}
+def _entries(sources: Sequence[Source], deps_dir: Path) -> dict[str, Path | bytes]:
+    entries: dict[str, Path | bytes] = {}
     provided = _provided_roots(deps_dir)
     for path in _walk(deps_dir):
         name = path.relative_to(deps_dir).as_posix()
         if name.split("/", 1)[0] not in provided:
             entries[name] = path
-    for package in _package_names(lambdas_dir):
-        for path in _walk(lambdas_dir / package):
-            entries[path.relative_to(lambdas_dir).as_posix()] = path
+    for source in sources:
+        for package in source.packages:
+            if package in {name.split("/", 1)[0] for name in entries}:
+                raise BundleError(f"{source.name}: package {package!r} is in the bundle twice")
+            for path in _walk(source.folder / package):
+                entries[path.relative_to(source.folder).as_posix()] = path
     return entries
 
 
-def _inputs_key(entries: dict[str, Path], deps_key: str) -> str:
+def _content(entry: Path | bytes) -> bytes:
+    return entry if isinstance(entry, bytes) else entry.read_bytes()
+
+
+def _inputs_key(entries: Mapping[str, Path | bytes], deps_key: str) -> str:
     hasher = hashlib.sha256(deps_key.encode())
     for name in sorted(entries):
         hasher.update(name.encode())
-        hasher.update(hashlib.sha256(entries[name].read_bytes()).digest())
+        hasher.update(hashlib.sha256(_content(entries[name])).digest())
     return hasher.hexdigest()[:24]
 
 
-def _write_zip(entries: dict[str, Path], dest: Path) -> None:
+def _write_zip(entries: Mapping[str, Path | bytes], dest: Path) -> None:
     tmp = dest.with_suffix(f".{os.getpid()}.tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for name in sorted(entries):
@@ -207,7 +195,7 @@ def _write_zip(entries: dict[str, Path], dest: Path) -> None:
             info.external_attr = _FILE_MODE
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # Unix, whatever the building host is
-            archive.writestr(info, entries[name].read_bytes(), compresslevel=9)
+            archive.writestr(info, _content(entries[name]), compresslevel=9)
     tmp.replace(dest)
 
 
@@ -220,24 +208,35 @@ def _sha256(path: Path) -> bytes:
 
 
 def build_bundle(
+    sources: Sequence[Source],
     *,
+    runtime_version: str,
+    files: Mapping[str, bytes] | None = None,
     architecture: Architecture = "arm64",
     python_version: str = "3.12",
-    lambdas_dir: Path = LAMBDAS_DIR,
     cache_dir: Path = BUILD_DIR,
 ) -> Bundle:
-    """Build (or reuse) the bundle of ``lambdas_dir`` for a Lambda architecture and Python."""
+    """Build (or reuse) the bundle of ``sources`` plus generated ``files`` at the zip's root.
+
+    The zip holds exactly the sources' packages, the third-party wheels they require (Linux,
+    ``architecture``, CPython ``python_version``) and ``files``: nothing else of the project.
+    """
     if architecture not in _PLATFORMS:
         raise BundleError(f"architecture: {architecture!r} is not one of {sorted(_PLATFORMS)}")
-    reqs = requirements(lambdas_dir)
-    version = _runtime_version(lambdas_dir)
+    if not sources:
+        raise BundleError("sources: a bundle needs at least the runtime")
+    reqs = requirements(sources)
     deps_dir = _install_dependencies(reqs, architecture, python_version, cache_dir)
-    entries = _entries(lambdas_dir, deps_dir)
+    entries = _entries(sources, deps_dir)
+    for name, content in sorted((files or {}).items()):
+        if name in entries or "/" in name:
+            raise BundleError(f"files: {name!r} clashes with the bundle or is not at its root")
+        entries[name] = content
     key = _inputs_key(entries, deps_dir.name)
     dest = (
         cache_dir
         / "bundles"
-        / f"agentry-runtime-{version}-{architecture}-py{python_version}-{key}.zip"
+        / f"agentry-runtime-{runtime_version}-{architecture}-py{python_version}-{key}.zip"
     )
     if not dest.is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -248,7 +247,8 @@ def build_bundle(
         sha256_hex=digest.hex(),
         sha256_base64=base64.b64encode(digest).decode("ascii"),
         size=dest.stat().st_size,
-        runtime_version=version,
+        runtime_version=runtime_version,
         architecture=architecture,
         python_version=python_version,
+        distributions=tuple(sorted(source.name for source in sources)),
     )

@@ -37,7 +37,7 @@ def check(
     # Imported late so other commands do not pay for the policy pack's IAM database.
     from rich.console import Console
 
-    from agentry_stacks.check import CheckError, check_stack, render_report
+    from agentry_stacks.offline.check import CheckError, check_stack, render_report
 
     try:
         report = check_stack(stack, graph_file=graph, project_dir=project_dir)
@@ -68,9 +68,9 @@ def plan(
 
     from rich.console import Console
 
-    from agentry_stacks.config import ConfigError
-    from agentry_stacks.plan import plan_stack
-    from agentry_stacks.views import mermaid, resource_table
+    from agentry_stacks.deploy.config import ConfigError
+    from agentry_stacks.offline.plan import plan_stack
+    from agentry_stacks.offline.views import mermaid, resource_table
 
     if json_output and mermaid_output:
         typer.echo("agentry plan: --json and --mermaid are exclusive", err=True)
@@ -92,6 +92,16 @@ def plan(
 def local_run(
     goal: Annotated[str, typer.Option("--goal", help="What the agent must achieve.")],
     stack: Annotated[str, typer.Option("--stack", help="The stack whose graph to run.")] = "dev",
+    agent: Annotated[
+        str | None,
+        typer.Option("--agent", help="The agent definition to run (default: the stack's)."),
+    ] = None,
+    script: Annotated[
+        Path | None,
+        typer.Option(
+            "--script", help="A JSON script of model turns, one per plan step (any agent)."
+        ),
+    ] = None,
     fail_tool: Annotated[
         list[str] | None,
         typer.Option("--fail-tool", help="Make this tool fail every time (repeatable)."),
@@ -107,20 +117,32 @@ def local_run(
     ] = False,
     project_dir: ProjectDir = None,
 ) -> None:
-    """Run one agent on the embedded local environment: exit 0 COMPLETED, 3 NEEDS_HUMAN, 1 else."""
+    """Run one agent on the embedded local environment: exit 0 COMPLETED, 3 NEEDS_HUMAN, 1 else.
+
+    Without --script the offline model plans only for the flight demo; a script that runs out,
+    or names a tool the agent does not have, ends the run with exit 1 naming the turn.
+    """
     # Imported late so other commands do not load moto.
     import json
 
     from rich.console import Console
 
+    from agentry_offline.script import Script, ScriptError
     from agentry_stacks.local import LocalApiError, LocalEnvironmentError, exit_code, run_goal
     from agentry_stacks.local.progress import ProgressPrinter, render_summary
 
     console = Console(stderr=json_output)
     try:
+        loaded = Script.load(script) if script is not None else None
+    except ScriptError as exc:
+        typer.echo(f"agentry local run: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
         report = run_goal(
             goal,
             stack=stack,
+            agent=agent,
+            script=loaded,
             fail_tools=fail_tool or (),
             throttle=throttle,
             duplicate_events=duplicate_events,
@@ -141,7 +163,9 @@ def local_run(
         typer.echo(json.dumps(report, indent=2, default=str))
     else:
         render_summary(report, console)
-    raise typer.Exit(exit_code(str(report["status"])))
+    if report["modelFailure"]:
+        typer.echo(f"agentry local run: {report['modelFailure']}", err=True)
+    raise typer.Exit(exit_code(str(report["status"]), model_failure=report["modelFailure"]))
 
 
 @app.command()

@@ -13,15 +13,15 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from chaos_world import ChaosWorld, sorted_keys
 
+from agentry_flights import BOOKING_PREFIX
+from agentry_offline.bedrock import validate_request
 from agentry_runtime.contract import (
-    BOOKING_PREFIX,
     MESSAGE_PREFIX,
     META_SK,
     SUMMARY_PREFIX,
     TOOL_PREFIX,
     DetailType,
 )
-from agentry_runtime.offline_model import validate_request
 from agentry_runtime.prompts import converse_messages
 from agentry_runtime.state import Message, Status, ToolCallStatus
 

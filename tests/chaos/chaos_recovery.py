@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from agentry_platform.recovery import recovery_definition
+from agentry_platform.lib.recovery_definition import recovery_definition
 from agentry_runtime.contract import (
     META_SK,
     PARTITION_KEY,

@@ -11,7 +11,7 @@ from chaos_invariants import check_agents
 from chaos_schedule import Chaos, Schedule
 from chaos_world import ChaosWorld, ValidatingResponder
 
-from agentry_runtime.offline_model import OfflineModel
+from agentry_offline.model import OfflineModel
 
 #: Scenarios (one agent's life under a seeded schedule) in a run; ``make chaos`` sets 3000.
 SCENARIOS = int(os.environ.get("AGENTRY_CHAOS_SCENARIOS", "200"))

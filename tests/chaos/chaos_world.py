@@ -29,8 +29,13 @@ from botocore.config import Config
 from chaos_recovery import Recovery
 from moto.core.botocore_stubber import MockRawResponse
 from pydantic import BaseModel
+from support.agents import flights_agent
 from support.serialized import SerializedClient
 
+from agentry_flights import registry as flights_registry
+from agentry_offline.bedrock import FakeBedrockServer
+from agentry_offline.model import OfflineModel
+from agentry_runtime.agents import AgentCatalog
 from agentry_runtime.contract import (
     PARTITION_KEY,
     SORT_KEY,
@@ -40,10 +45,7 @@ from agentry_runtime.contract import (
     tool_sk,
 )
 from agentry_runtime.events import Publisher
-from agentry_runtime.flights import demo_registry
 from agentry_runtime.loop import AgentLoop
-from agentry_runtime.model import ModelClient, ModelSettings
-from agentry_runtime.offline_model import FakeBedrockServer, OfflineModel
 from agentry_runtime.service import AgentService
 from agentry_runtime.settings import LoopSettings
 from agentry_runtime.state import ToolCallStatus, ToolInvocation
@@ -179,7 +181,7 @@ def counting_tools(
     executions: Counter[Any], rng: random.Random, fail_rates: dict[str, float]
 ) -> ToolRegistry:
     """The demo tools, each execution counted; an agent's calls fail at its ``fail_rates``."""
-    demo = demo_registry()
+    demo = flights_registry
     registry = ToolRegistry()
     lock = threading.Lock()
     # A call fails on every execution or on none: a re-run after a crash must see what the
@@ -294,19 +296,13 @@ class ChaosWorld:
         self.settings = settings or LoopSettings(
             max_steps=24, max_tool_failures=2, max_plan_retries=2, tool_lease_seconds=LEASE_SECONDS
         )
-        self.loop = AgentLoop(
-            store=self.store,
-            model=ModelClient(ModelSettings(model_id=MODEL_ID), client=bedrock),
-            tools=self.tools,
-            publisher=self.publisher,
-            settings=self.settings,
+        self.agent = flights_agent(
+            tools=self.tools, bedrock=bedrock, settings=self.settings, model_id=MODEL_ID
         )
+        agents = AgentCatalog.of(self.agent)
+        self.loop = AgentLoop(store=self.store, agents=agents, publisher=self.publisher)
         self.service = AgentService(
-            store=self.store,
-            publisher=self.publisher,
-            tools=self.tools.describe(),
-            model_id=MODEL_ID,
-            runtime_version="chaos",
+            store=self.store, publisher=self.publisher, agents=agents, runtime_version="chaos"
         )
         self.recovery = Recovery(self.dynamodb, table_name)
 

@@ -12,13 +12,11 @@ import boto3
 import pytest
 from fuzz_world import TABLE, ApiWorld, make_agents
 from moto import mock_aws
+from support.agents import flights_agent, single_agent_runtime
 
 from agentry_runtime.contract import table_schema
 from agentry_runtime.events import Publisher
-from agentry_runtime.flights import demo_registry
-from agentry_runtime.model import ModelClient, ModelSettings
-from agentry_runtime.runtime import Runtime, set_runtime
-from agentry_runtime.settings import LoopSettings
+from agentry_runtime.runtime import set_runtime
 from agentry_runtime.store import AgentStore
 
 REGION = "us-east-1"
@@ -39,13 +37,11 @@ def api_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiWorld]:
         dynamodb.create_table(**table_schema(TABLE))
         events = boto3.client("events", region_name=REGION)
         events.create_event_bus(Name="agentry-fuzz")
-        runtime = Runtime(
-            store=AgentStore(TABLE, client=dynamodb),
-            # The api never calls the model; a client that was never used costs nothing.
-            model=ModelClient(ModelSettings(model_id="anthropic.claude-3-5-haiku-20241022-v1:0")),
-            tools=demo_registry(),
-            publisher=Publisher("agentry-fuzz", client=events),
-            settings=LoopSettings(),
+        # The api never calls the model; a client that was never used costs nothing.
+        runtime = single_agent_runtime(
+            AgentStore(TABLE, client=dynamodb),
+            Publisher("agentry-fuzz", client=events),
+            flights_agent(),
         )
         set_runtime(runtime)
         try:

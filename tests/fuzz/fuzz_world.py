@@ -8,9 +8,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 
+from agentry_offline.events import LambdaContext, decode_body, http_api_event
 from agentry_runtime.contract import PARTITION_KEY, SORT_KEY
 from agentry_runtime.handlers import api
-from agentry_runtime.invoke import LambdaContext, decode_body, http_api_event
 from agentry_runtime.runtime import Runtime
 from agentry_runtime.state import Status
 

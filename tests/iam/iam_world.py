@@ -34,10 +34,7 @@ from typing import Any
 import boto3
 from moto.core.authorization import enable_iam_authentication
 
-from agentry_runtime.flights import demo_registry
-from agentry_runtime.runtime import Runtime
 from agentry_stacks.local import LocalEnvironment
-from agentry_stacks.local.functions import LocalFunction
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -97,8 +94,11 @@ class EnforcedEnvironment:
 
     def use_tools(self, *, failing: Collection[str] = ()) -> None:
         """Give every function a fresh runtime (as a redeploy would), built from its role."""
+        self.env.set_tool_faults(failing=failing)
         for function in self.env.functions.values():
-            function.runtime = self._runtime(function, failing)
+            function.runtime = self.env.make_runtime(
+                function.environment, session=self.sessions[function.name]
+            )
 
     def session(self, function_name: str) -> boto3.session.Session:
         """The assumed-role session of one function (by its physical name)."""
@@ -145,13 +145,6 @@ class EnforcedEnvironment:
                 self.denials.append(f"{role_name}: {model.name} denied ({code})")
 
         return record
-
-    def _runtime(self, function: LocalFunction, failing: Collection[str]) -> Runtime:
-        return Runtime.from_env(
-            function.environment,
-            tools=demo_registry(failing=failing),
-            session=self.sessions[function.name],
-        )
 
     def _enforced(self, invoke: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def enforced_invoke(event: dict[str, Any]) -> Any:

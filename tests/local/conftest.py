@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agentry_stacks.plan import plan_stack
+from agentry_stacks.offline.plan import plan_stack
 
 
 @pytest.fixture(scope="session")

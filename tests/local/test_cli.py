@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from agentry_stacks import plan as plan_module
 from agentry_stacks.cli import app
+from agentry_stacks.offline import plan as plan_module
 
 GOAL = "Book a flight from New York to San Francisco for tomorrow"
 REPORT_KEYS = {

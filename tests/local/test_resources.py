@@ -91,7 +91,11 @@ def test_wait_states_are_capped_and_nothing_else() -> None:
     assert definition["States"]["W"]["Seconds"] == 300
 
 
-def test_unknown_tool_names_are_refused() -> None:
-    # WHEN a fault names a tool the registry does not have THEN the option is named
-    with pytest.raises(LocalEnvironmentError, match="fail_tools: unknown tool 'nope'"):
-        LocalEnvironment(fail_tools=["nope"])
+def test_unknown_tool_names_are_refused(dev_graph: dict[str, Any]) -> None:
+    # WHEN a fault names a tool none of the stack's agents has THEN the option is named
+    environment = LocalEnvironment(graph=dev_graph, fail_tools=["nope"])
+    with pytest.raises(LocalEnvironmentError, match="fail_tools: unknown tool 'nope'; tools: "):
+        environment.open()
+    # AND the tools of every agent of the stack are known
+    with LocalEnvironment(graph=dev_graph, fail_once_tools=["issue_refund", "book_flight"]):
+        pass

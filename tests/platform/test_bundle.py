@@ -1,4 +1,4 @@
-"""The Lambda bundle is reproducible and holds Linux wheels for the target architecture.
+"""The Lambda bundle is reproducible, holds exactly what its stack ships, and Linux wheels.
 
 Needs PyPI once per machine: the Linux wheels are cached under the repo's ``build/``.
 """
@@ -12,16 +12,46 @@ from pathlib import Path
 
 import pytest
 
-from agentry_platform.bundle import BUILD_DIR, LAMBDAS_DIR, Bundle, build_bundle, requirements
+from agentry_platform.bundle import (
+    BUILD_DIR,
+    LAMBDAS_DIR,
+    Bundle,
+    BundleError,
+    Source,
+    build_bundle,
+    requirements,
+)
+from agentry_stacks.deploy.toolsets import Distribution, Workspace
 
 _EM_AARCH64 = 183
-_EM_X86_64 = 62
+AGENTS_FILE = {"agentry_agents.json": b'{"agents": {}}\n'}
+
+
+def _source(dist: Distribution, folder: Path | None = None) -> Source:
+    return Source(
+        name=dist.name,
+        folder=folder or dist.folder,
+        packages=dist.packages,
+        requirements=tuple(str(r) for r in dist.dependencies),
+    )
 
 
 @pytest.fixture(scope="session")
-def arm_bundle() -> Bundle:
+def workspace() -> Workspace:
+    """The repo's Lambda distributions."""
+    return Workspace.discover(LAMBDAS_DIR)
+
+
+@pytest.fixture(scope="session")
+def sources(workspace: Workspace) -> list[Source]:
+    """The runtime and the flight toolset: what the prod stack ships."""
+    return [_source(workspace.distributions[n]) for n in ("agentry-flights", "agentry-runtime")]
+
+
+@pytest.fixture(scope="session")
+def arm_bundle(sources: list[Source]) -> Bundle:
     """The arm64 bundle, built (and its wheels fetched) once per session."""
-    return build_bundle(architecture="arm64", python_version="3.12")
+    return build_bundle(sources, runtime_version="9.9.9", files=AGENTS_FILE)
 
 
 def _cache_sharing_deps(tmp_path: Path) -> Path:
@@ -33,33 +63,55 @@ def _cache_sharing_deps(tmp_path: Path) -> Path:
     return cache
 
 
-def test_two_builds_give_the_same_sha256(arm_bundle: Bundle, tmp_path: Path) -> None:
-    # GIVEN the same source and requirements WHEN the zip is written again from scratch
+def test_two_builds_give_the_same_sha256(
+    arm_bundle: Bundle, sources: list[Source], tmp_path: Path
+) -> None:
+    # GIVEN the same sources and files WHEN the zip is written again from scratch
     again = build_bundle(
-        architecture="arm64", python_version="3.12", cache_dir=_cache_sharing_deps(tmp_path)
+        sources,
+        runtime_version="9.9.9",
+        files=AGENTS_FILE,
+        cache_dir=_cache_sharing_deps(tmp_path),
     )
     # THEN it is byte-identical
     assert again.path != arm_bundle.path
-    assert again.sha256_hex == arm_bundle.sha256_hex
-    assert again.sha256_base64 == arm_bundle.sha256_base64
-    assert again.size == arm_bundle.size
+    assert (again.sha256_hex, again.sha256_base64, again.size) == (
+        arm_bundle.sha256_hex,
+        arm_bundle.sha256_base64,
+        arm_bundle.size,
+    )
 
 
-def test_a_changed_source_file_changes_the_hash(arm_bundle: Bundle, tmp_path: Path) -> None:
-    # GIVEN a copy of lambdas/ with one source file changed
-    copy = tmp_path / "lambdas"
-    shutil.copytree(LAMBDAS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+def test_a_changed_source_file_or_agents_file_changes_the_hash(
+    arm_bundle: Bundle, workspace: Workspace, tmp_path: Path
+) -> None:
+    # GIVEN a copy of the runtime with one source file changed
+    runtime = workspace.runtime
+    copy = tmp_path / "runtime"
+    shutil.copytree(runtime.folder, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg"))
     contract = copy / "agentry_runtime" / "contract.py"
     contract.write_text(contract.read_text() + "\n# changed\n")
-    # WHEN it is bundled
+    flights = _source(workspace.distributions["agentry-flights"])
+    cache = _cache_sharing_deps(tmp_path)
+    # WHEN it is bundled THEN the hash differs
     changed = build_bundle(
-        architecture="arm64", lambdas_dir=copy, cache_dir=_cache_sharing_deps(tmp_path)
+        [flights, _source(runtime, copy)],
+        runtime_version="9.9.9",
+        files=AGENTS_FILE,
+        cache_dir=cache,
     )
-    # THEN the hash differs
     assert changed.sha256_hex != arm_bundle.sha256_hex
+    # AND so does a bundle whose agents file changed
+    other = build_bundle(
+        [flights, _source(runtime)],
+        runtime_version="9.9.9",
+        files={"agentry_agents.json": b"{}\n"},
+        cache_dir=cache,
+    )
+    assert other.sha256_hex != arm_bundle.sha256_hex
 
 
-def test_zip_is_normalised_and_free_of_host_files(arm_bundle: Bundle) -> None:
+def test_zip_is_normalised_and_holds_exactly_what_ships(arm_bundle: Bundle) -> None:
     with zipfile.ZipFile(arm_bundle.path) as archive:
         infos = archive.infolist()
     names = [info.filename for info in infos]
@@ -68,12 +120,22 @@ def test_zip_is_normalised_and_free_of_host_files(arm_bundle: Bundle) -> None:
     assert {info.external_attr >> 16 for info in infos} == {0o644}
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith("bin/")]
-    assert not [n for n in names if "/tests/" in n and n.startswith("agentry_runtime/")]
-    # The runtime itself and its contract are inside; the Lambda-provided SDK is not.
-    assert "agentry_runtime/contract.py" in names
+    # The runtime, the named toolset and the generated file are inside; nothing else of ours
+    # (no other toolset, no offline tooling), and not the Lambda-provided SDK.
+    assert {
+        "agentry_runtime/contract.py",
+        "agentry_flights/tools.py",
+        "agentry_agents.json",
+    } <= set(names)
     roots = {n.split("/", 1)[0] for n in names}
-    assert not roots & {"boto3", "botocore", "s3transfer", "jmespath", "urllib3"}
+    assert not {r for r in roots if r.startswith("agentry_")} - {
+        "agentry_runtime",
+        "agentry_flights",
+        "agentry_agents.json",
+    }
+    assert not roots & {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "jsonschema"}
     assert {"pydantic", "pydantic_core", "aws_lambda_powertools"} <= roots
+    assert arm_bundle.distributions == ("agentry-flights", "agentry-runtime")
 
 
 def _elf_machine(data: bytes) -> int:
@@ -100,10 +162,17 @@ def test_native_wheels_match_the_architecture(arm_bundle: Bundle) -> None:
     assert "aarch64" in wheel
 
 
-def test_bundle_reports_runtime_version_and_requirements(arm_bundle: Bundle) -> None:
-    from agentry_runtime import __version__
-
-    assert arm_bundle.runtime_version == __version__
-    reqs = requirements()
-    assert not [r for r in reqs if r.startswith("boto3")]
+def test_requirements_leave_out_our_own_and_lambda_provided_packages(
+    sources: list[Source],
+) -> None:
+    reqs = requirements(sources)
+    assert not [r for r in reqs if r.startswith(("boto3", "agentry"))]
     assert any(r.startswith("pydantic==") for r in reqs)
+
+
+def test_a_dependency_on_a_distribution_left_out_is_refused(workspace: Workspace) -> None:
+    # GIVEN a toolset that depends on our runtime, bundled without it
+    flights = _source(workspace.distributions["agentry-flights"])
+    # WHEN its requirements are computed THEN the missing distribution is named
+    with pytest.raises(BundleError, match="depends on agentry-runtime, which is not in the bundle"):
+        requirements([flights])

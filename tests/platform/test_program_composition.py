@@ -8,8 +8,8 @@ from typing import Any
 import pulumi
 from statelint.linter import Linter
 
-from agentry_stacks.config import load_stack_config
-from agentry_stacks.program import run
+from agentry_stacks.deploy.config import load_stack_config
+from agentry_stacks.deploy.program import run
 
 COMPONENTS = {
     "agentry:table:AgentTable",

@@ -8,21 +8,21 @@ from typing import Any
 import pytest
 from statelint.linter import Linter
 
-from agentry_platform.bedrock import (
+from agentry_platform.lib.bedrock import (
     InferenceProfileGrant,
     bedrock_statements,
     foundation_model_arn,
 )
-from agentry_platform.iam import (
+from agentry_platform.lib.iam import (
     queue_send_policy,
     recovery_statements,
     rule_arn,
     topic_publish_policy,
     worker_statements,
 )
-from agentry_platform.naming import physical_name, stack_tags
-from agentry_platform.patterns import error_pattern, step_pattern
-from agentry_platform.recovery import backoff_delays, recovery_definition
+from agentry_platform.lib.naming import physical_name, stack_tags
+from agentry_platform.lib.patterns import error_pattern, step_pattern
+from agentry_platform.lib.recovery_definition import backoff_delays, recovery_definition
 from agentry_runtime.contract import (
     EVENT_SOURCE,
     RECOVERY_SOURCE,

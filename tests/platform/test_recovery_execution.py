@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from agentry_platform.recovery import NOTIFICATION_SUBJECT, recovery_definition
+from agentry_platform.lib.recovery_definition import NOTIFICATION_SUBJECT, recovery_definition
 from agentry_runtime.contract import (
     EVENT_SOURCE,
     NEEDS_HUMAN_STATUS,

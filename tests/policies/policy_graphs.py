@@ -94,7 +94,9 @@ def function(name: str = "worker", **overrides: Any) -> dict[str, Any]:
         "timeout": 60,
         "reservedConcurrentExecutions": 5,
         "tracingConfig": {"mode": "Active"},
-        "environment": {"variables": {"AGENTRY_MODEL_ID": PROFILE}},
+        "environment": {
+            "variables": {"AGENTRY_AGENTS": json.dumps({"flights": {"model": PROFILE}})}
+        },
         "tags": TAGS,
     }
     inputs.update(overrides)

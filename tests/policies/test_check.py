@@ -12,8 +12,13 @@ from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 from typer.testing import CliRunner
 
 from agentry_policies import ALL_POLICIES
-from agentry_stacks.check import CheckError, resolve_enforcement, run_check, validate_pack_config
 from agentry_stacks.cli import app
+from agentry_stacks.offline.check import (
+    CheckError,
+    resolve_enforcement,
+    run_check,
+    validate_pack_config,
+)
 
 _PITR = next(p for p in ALL_POLICIES if p.name == "dynamodb-pitr")
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from agentry_policies import ALL_POLICIES, PACK_NAME
-from agentry_stacks.check import validate_pack_config
+from agentry_stacks.offline.check import validate_pack_config
 
 _ROOT = Path(__file__).resolve().parents[2]
 _PACK = _ROOT / "policies"
@@ -37,7 +37,7 @@ def test_main_registers_exactly_the_policies_the_offline_check_runs() -> None:
     assert ast.unparse(keywords["name"]) == "PACK_NAME"
     assert ast.unparse(keywords["enforcement_level"]) == "PACK_ENFORCEMENT_LEVEL"
     assert PACK_NAME == "agentry-guardrails"
-    from agentry_stacks import check
+    from agentry_stacks.offline import check
 
     assert check.run_check.__defaults__ == (ALL_POLICIES,)
 

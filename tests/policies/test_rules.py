@@ -25,7 +25,7 @@ from policy_graphs import (
 )
 
 from agentry_policies import ALL_POLICIES
-from agentry_stacks.check import CheckReport, run_check
+from agentry_stacks.offline.check import CheckReport, run_check
 
 _TABLE_ARN = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/agentry-test-state"
 _ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/agentry-test-worker"
@@ -94,7 +94,13 @@ CASES = [
     ),
     Case(
         "bedrock-model-allowlist",
-        [function(environment={"variables": {"AGENTRY_MODEL_ID": "amazon.titan-text-v1"}})],
+        [
+            function(
+                environment={
+                    "variables": {"AGENTRY_AGENTS": '{"a": {"model": "amazon.titan-text-v1"}}'}
+                }
+            )
+        ],
         [function()],
         "worker",
     ),

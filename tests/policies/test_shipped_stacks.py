@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from agentry_stacks.check import CheckReport, load_pack_config, pack_config_path, run_check
-from agentry_stacks.plan import plan_stack
+from agentry_stacks.offline.check import CheckReport, load_pack_config, pack_config_path, run_check
+from agentry_stacks.offline.plan import plan_stack
 
 _ROOT = Path(__file__).resolve().parents[2]
 _ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"

@@ -14,22 +14,24 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from support.agents import MODEL_ID, flights_agent, flights_tools, single_agent_runtime
 from support.serialized import SerializedClient
 
+from agentry_flights import bookings
+from agentry_offline.bedrock import FakeBedrockServer
+from agentry_offline.events import LambdaContext, decode_body, http_api_event, sqs_event
+from agentry_offline.model import OfflineModel
+from agentry_runtime.agents import Agent
 from agentry_runtime.contract import EVENT_SOURCE, RECOVERY_SOURCE, DetailType
 from agentry_runtime.events import Publisher
-from agentry_runtime.flights import bookings, demo_registry
 from agentry_runtime.handlers import api, worker
-from agentry_runtime.invoke import LambdaContext, decode_body, http_api_event, sqs_event
-from agentry_runtime.model import ModelClient, ModelSettings
-from agentry_runtime.offline_model import FakeBedrockServer, OfflineModel
-from agentry_runtime.runtime import Runtime, set_runtime
+from agentry_runtime.runtime import set_runtime
 from agentry_runtime.settings import LoopSettings
 from agentry_runtime.store import AgentStore
 from agentry_runtime.tools import ToolRegistry
 
 REGION = "us-east-1"
-MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
+__all__ = ["MODEL_ID", "REGION", "World", "flights_tools"]
 
 
 @dataclass
@@ -75,12 +77,9 @@ class World:
             config=Config(retries={"mode": "standard", "max_attempts": 4}),
         )
         self.publisher = Publisher(self.bus, client=self.events)
-        self.runtime = Runtime(
-            store=AgentStore(self.table_name, client=self.dynamodb),
-            model=ModelClient(ModelSettings(model_id=MODEL_ID), client=bedrock),
-            tools=self.tools or demo_registry(),
-            publisher=self.publisher,
-            settings=self.settings,
+        self.agent: Agent = flights_agent(tools=self.tools, bedrock=bedrock, settings=self.settings)
+        self.runtime = single_agent_runtime(
+            AgentStore(self.table_name, client=self.dynamodb), self.publisher, self.agent
         )
         set_runtime(self.runtime)
         self.observed: list[dict[str, Any]] = []

@@ -10,10 +10,9 @@ from typing import Any
 
 import boto3
 import pytest
-from runtime_harness import REGION, World
+from runtime_harness import REGION, World, flights_tools
 
 from agentry_runtime.contract import StepKind
-from agentry_runtime.flights import demo_registry
 from agentry_runtime.state import Status
 
 GOAL = "Book a flight from New York to San Francisco for tomorrow"
@@ -22,7 +21,7 @@ GOAL = "Book a flight from New York to San Francisco for tomorrow"
 @pytest.fixture
 def world(agent_table: str) -> Iterator[World]:
     # The booking tool always fails, so agents can be brought to NEEDS_HUMAN.
-    world = World(agent_table, tools=demo_registry(failing={"book_flight"}))
+    world = World(agent_table, tools=flights_tools(failing={"book_flight"}))
     yield world
     world.close()
 
@@ -34,8 +33,7 @@ def _snapshot(table: str) -> list[dict[str, Any]]:
 
 
 def _completed(world: World) -> str:
-    world.runtime.tools = demo_registry()
-    world.runtime.loop.tools = world.runtime.tools
+    world.agent.tools = flights_tools()
     agent_id = world.start(GOAL)
     world.pump()
     assert world.runtime.store.get_header(agent_id).status == Status.COMPLETED

@@ -10,8 +10,8 @@ import boto3
 from pydantic import BaseModel
 from runtime_harness import REGION, World
 
+from agentry_offline.bedrock import error_response, validate_request
 from agentry_runtime.model import SUMMARY_SYSTEM_PROMPT
-from agentry_runtime.offline_model import error_response, validate_request
 from agentry_runtime.settings import LoopSettings
 from agentry_runtime.state import Status
 from agentry_runtime.store import item_size

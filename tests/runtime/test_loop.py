@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from runtime_harness import World
+from runtime_harness import World, flights_tools
 
+from agentry_offline.model import Faults, OfflineModel
 from agentry_runtime.contract import DetailType, ErrorType, StepKind, StepRequested
 from agentry_runtime.errors import PublishError
-from agentry_runtime.flights import demo_registry
 from agentry_runtime.loop import Outcome
-from agentry_runtime.offline_model import Faults, OfflineModel
 from agentry_runtime.settings import LoopSettings
 from agentry_runtime.state import Status
 
@@ -190,7 +189,7 @@ def test_persistently_malformed_output_ends_in_planning_failed(world_factory: An
 
 def test_a_failing_tool_error_reaches_the_model_which_replans(world_factory: Any) -> None:
     # GIVEN a booking tool that fails on its first execution
-    world = world_factory(tools=demo_registry(fail_once={"book_flight"}))
+    world = world_factory(tools=flights_tools(fail_once={"book_flight"}))
     agent_id = world.start(GOAL)
     world.pump()
     # THEN the model saw the error result, re-planned, and the agent completed with one booking
@@ -210,7 +209,7 @@ def test_three_consecutive_tool_failures_publish_tool_execution_failed(
     world_factory: Any,
 ) -> None:
     # GIVEN a booking tool that always fails
-    world = world_factory(tools=demo_registry(failing={"book_flight"}))
+    world = world_factory(tools=flights_tools(failing={"book_flight"}))
     agent_id = world.start(GOAL)
     world.pump()
     # THEN after three failed rounds a ToolExecutionFailed error event is on the bus
@@ -245,7 +244,7 @@ def test_a_successful_tool_round_after_recovery_resets_the_recovery_budget(
     world_factory: Any,
 ) -> None:
     # GIVEN an agent whose lookup failed three times, recovered as the state machine does
-    world = world_factory(tools=demo_registry(failing={"get_flight_info"}))
+    world = world_factory(tools=flights_tools(failing={"get_flight_info"}))
     agent_id = world.start(GOAL)
     world.pump()
     store = world.runtime.store
@@ -261,7 +260,7 @@ def test_a_successful_tool_round_after_recovery_resets_the_recovery_budget(
     )
     store.update_header(failed.version, recovered)
     # WHEN the tool works again and the recovery's step event is delivered
-    world.runtime.tools = world.runtime.loop.tools = demo_registry()
+    world.agent.tools = flights_tools()
     world.runtime.loop.announce(store.get_header(agent_id))
     world.pump()
     # THEN the agent completed and its recovery budget is whole again

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
+from agentry_offline.bedrock import FakeBedrockServer, error_response
 from agentry_runtime.errors import (
     ModelRejectedError,
     ModelThrottledError,
@@ -24,7 +25,6 @@ from agentry_runtime.model import (
     estimate_tokens,
     supports_prompt_caching,
 )
-from agentry_runtime.offline_model import FakeBedrockServer, error_response
 
 CACHING_MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 PLAIN_MODEL = "meta.llama3-70b-instruct-v1:0"
@@ -130,31 +130,25 @@ def test_estimate_tokens_is_deterministic_and_grows_with_the_prompt() -> None:
     assert longer >= short + 100
 
 
-def test_settings_from_env_reads_and_checks_each_variable() -> None:
-    # GIVEN a full environment WHEN read THEN each variable lands in its field
-    settings = ModelSettings.from_env(
-        {
-            "AGENTRY_MODEL_ID": PLAIN_MODEL,
-            "AGENTRY_MAX_OUTPUT_TOKENS": "300",
-            "AGENTRY_TEMPERATURE": "0.5",
-            "AGENTRY_PROMPT_CACHING": "true",
-        }
-    )
-    assert (settings.model_id, settings.max_tokens, settings.temperature) == (PLAIN_MODEL, 300, 0.5)
-    assert settings.caching is True
-    assert ModelSettings.from_env({"AGENTRY_MODEL_ID": CACHING_MODEL}).caching is True
-    # AND a bad value names its variable and the reason
-    bad = [
-        ({}, "AGENTRY_MODEL_ID: required"),
-        ({"AGENTRY_MAX_OUTPUT_TOKENS": "lots"}, "AGENTRY_MAX_OUTPUT_TOKENS: expected int"),
-        ({"AGENTRY_MAX_OUTPUT_TOKENS": "0"}, "AGENTRY_MAX_OUTPUT_TOKENS: must be at least 1"),
-        ({"AGENTRY_TEMPERATURE": "1.5"}, "AGENTRY_TEMPERATURE: must be between 0.0 and 1.0"),
-        ({"AGENTRY_PROMPT_CACHING": "maybe"}, "AGENTRY_PROMPT_CACHING: expected true"),
-    ]
-    for extra, message in bad:
-        env = {"AGENTRY_MODEL_ID": PLAIN_MODEL, **extra} if extra else {}
-        with pytest.raises(ValueError, match=message):
-            ModelSettings.from_env(env)
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model_id": " "}, "model_id: must not be empty"),
+        ({"max_tokens": 0}, "max_tokens: must be at least 1"),
+        ({"temperature": 1.5}, "temperature: must be between 0 and 1"),
+        ({"max_attempts": 0}, "max_attempts: must be at least 1"),
+    ],
+)
+def test_settings_name_a_bad_field(kwargs: dict[str, Any], message: str) -> None:
+    # GIVEN one bad value WHEN the settings are built THEN the error names the field
+    with pytest.raises(ValueError, match=message):
+        ModelSettings(**{"model_id": PLAIN_MODEL, **kwargs})
+
+
+def test_caching_follows_the_model_unless_set() -> None:
+    assert ModelSettings(CACHING_MODEL).caching is True
+    assert ModelSettings(PLAIN_MODEL).caching is False
+    assert ModelSettings(PLAIN_MODEL, prompt_caching=True).caching is True
 
 
 # --- over the wire -------------------------------------------------------------------------------

@@ -14,16 +14,18 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from agentry_flights import bookings, inventory
+from agentry_flights import registry as flights_registry
+from agentry_offline.bedrock import FakeBedrockServer
+from agentry_offline.model import Faults, OfflineModel
 from agentry_runtime.errors import ToolInputError
-from agentry_runtime.flights import bookings, demo_registry, inventory
 from agentry_runtime.model import SUMMARY_SYSTEM_PROMPT
-from agentry_runtime.offline_model import FakeBedrockServer, Faults, OfflineModel
 from agentry_runtime.tools import ToolContext
 
 TODAY = dt.datetime.now(dt.UTC).date()
 MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 LABEL = OfflineModel.LABEL
-SPECS = demo_registry().specs()
+SPECS = flights_registry.specs()
 GOAL = "Book a flight from New York to San Francisco for tomorrow"
 
 
@@ -205,7 +207,7 @@ def test_new_york_to_san_francisco_tomorrow_books_the_cheapest_flight(
     bedrock: Any, dynamodb_client: Any, agent_table: str
 ) -> None:
     # GIVEN the demo tools, a table, and the article's goal
-    registry = demo_registry()
+    registry = flights_registry
     messages = [_user(GOAL)]
     plans: list[dict[str, Any]] = []
     # WHEN the conversation is driven like the loop does, tool results and all
@@ -301,13 +303,21 @@ def test_a_goal_without_origin_or_date_is_answered_with_a_question(bedrock: Any)
     assert "where you fly from and the day of travel" in _text(response)
 
 
-def test_unknown_tools_get_a_generic_answer(bedrock: Any) -> None:
-    # GIVEN tools other than the demo ones
+def test_other_agents_get_a_clear_refusal_not_a_made_up_answer(
+    bedrock: Any, model: OfflineModel
+) -> None:
+    # GIVEN tools other than the flight demo's
     other = [{"toolSpec": {"name": "search", "description": "d", "inputSchema": {"json": {}}}}]
-    # WHEN the model is asked THEN it explains what it can do
-    response = _converse(bedrock, [_user(GOAL)], tools=other)
-    assert response["stopReason"] == "end_turn"
-    assert "tools offered: search" in _text(response)
+    # WHEN the model is asked to plan THEN it refuses as a client error, naming the tools
+    with pytest.raises(ClientError) as raised:
+        _converse(bedrock, [_user(GOAL)], tools=other)
+    error = raised.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert "this agent offers: search" in error["Message"]
+    assert "--script" in error["Message"]
+    # AND the refusal is kept, so a local run ends in an error rather than COMPLETED
+    assert model.failure is not None
+    assert "offers: search" in model.failure
 
 
 def test_summary_requests_get_a_condensed_list_of_facts(bedrock: Any) -> None:
@@ -387,7 +397,7 @@ def test_malformed_fault_answers_broken_plans(bedrock: Any, model: OfflineModel)
 def test_bad_tool_args_fault_breaks_the_schema_once(bedrock: Any, model: OfflineModel) -> None:
     # GIVEN one bad tool call queued
     model.faults = Faults(bad_tool_args=1)
-    registry = demo_registry()
+    registry = flights_registry
     # WHEN the model plans twice
     broken = _tool_use(_converse(bedrock, [_user(GOAL)]))
     fixed = _tool_use(_converse(bedrock, [_user(GOAL)]))

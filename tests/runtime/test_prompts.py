@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from agentry_runtime.offline_model import validate_request
+from agentry_offline.bedrock import validate_request
 from agentry_runtime.prompts import (
     RESUME_PREFIX,
     SUMMARY_PREFIX,

@@ -171,13 +171,7 @@ def test_commit_appends_messages_and_bumps_version(store: AgentStore, created: A
     assert written.version == 1
     assert store.get_header("agent-1") == written
     assert [m.text() for m in store.messages("agent-1")] == ["Book a flight", "a", "b"]
-    assert store.item_count("agent-1") == {
-        "META": 1,
-        "MSG": 3,
-        "TOOL": 0,
-        "SUMMARY": 0,
-        "BOOKING": 0,
-    }
+    assert store.item_count("agent-1") == {"META": 1, "MSG": 3, "TOOL": 0, "SUMMARY": 0}
 
 
 def test_concurrent_commits_one_wins_and_loser_writes_nothing(

@@ -5,19 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, Field
+from support.agents import flights_tools
 
+from agentry_flights import bookings, inventory
 from agentry_runtime.errors import ToolInputError, UnknownToolError
-from agentry_runtime.flights import (
-    bookings,
-    demo_registry,
-    inventory,
-    reset_simulated_failures,
-)
 from agentry_runtime.tools import ToolContext, ToolRegistry
 
 AGENT = "agent-1"
@@ -28,13 +23,6 @@ class Greeting(BaseModel):
 
     name: str = Field(min_length=1)
     times: int = Field(ge=1, le=3)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_simulated_failures() -> Iterator[None]:
-    reset_simulated_failures()
-    yield
-    reset_simulated_failures()
 
 
 def _ctx(tool_use_id: str = "tooluse_1", dynamodb: Any = None, table: str = "t") -> ToolContext:
@@ -75,7 +63,11 @@ def test_spec_carries_the_pydantic_json_schema_and_the_docstring() -> None:
     assert specs["shout"]["description"] == "Greet loudly."
     assert specs["greet"]["inputSchema"] == {"json": Greeting.model_json_schema()}
     assert specs["greet"]["inputSchema"]["json"]["required"] == ["name", "times"]
-    assert registry.describe()[1] == {"name": "shout", "description": "Greet loudly."}
+    assert registry.describe()[1] == {
+        "name": "shout",
+        "description": "Greet loudly.",
+        "needsApproval": False,
+    }
 
 
 def test_registration_rejects_unannotated_duplicate_and_undocumented_tools() -> None:
@@ -170,8 +162,8 @@ def _tomorrow() -> str:
 
 
 def test_get_flight_info_lists_the_route_schedule() -> None:
-    # GIVEN the demo registry
-    registry = demo_registry()
+    # GIVEN the flight toolset
+    registry = flights_tools()
     # WHEN flights from New York (by IATA code) to San Francisco are looked up
     outcome = registry.execute(
         "get_flight_info",
@@ -199,8 +191,8 @@ def test_get_flight_info_lists_the_route_schedule() -> None:
 def test_get_flight_info_rejects_unknown_cities_routes_and_past_dates(
     tool_input: dict[str, str], reason: str
 ) -> None:
-    # GIVEN the demo registry and an impossible query
-    registry = demo_registry()
+    # GIVEN the flight toolset and an impossible query
+    registry = flights_tools()
     # WHEN it is executed
     outcome = registry.execute("get_flight_info", {"date": _tomorrow(), **tool_input}, _ctx())
     # THEN the error outcome says why, for the model to read
@@ -209,9 +201,9 @@ def test_get_flight_info_rejects_unknown_cities_routes_and_past_dates(
 
 
 def test_book_flight_books_once_per_tool_use_id(dynamodb_client: Any, agent_table: str) -> None:
-    # GIVEN the demo registry and a table
+    # GIVEN the flight toolset and a table
     client, table = dynamodb_client, agent_table
-    registry = demo_registry()
+    registry = flights_tools()
     call = {"origin": "NYC", "destination": "SFO", "date": _tomorrow(), "flight_id": "AG102"}
     # WHEN the same committed call runs twice (a redelivered event) and another call once
     first = registry.execute("book_flight", call, _ctx("tooluse_a", client, table))
@@ -237,7 +229,7 @@ def test_book_flight_rejects_a_flight_of_another_route(
     client, table = dynamodb_client, agent_table
     call = {"origin": "BOS", "destination": "MIA", "date": _tomorrow(), "flight_id": "AG102"}
     # WHEN it is booked
-    outcome = demo_registry().execute("book_flight", call, _ctx("tooluse_x", client, table))
+    outcome = flights_tools().execute("book_flight", call, _ctx("tooluse_x", client, table))
     # THEN nothing is written and the error lists the route's flights
     assert outcome.status == "error"
     assert "does not fly from BOS to MIA" in (outcome.error or "")
@@ -246,7 +238,7 @@ def test_book_flight_rejects_a_flight_of_another_route(
 
 def test_failing_tools_always_fail_and_fail_once_tools_fail_first() -> None:
     # GIVEN one always-failing and one fail-once tool
-    registry = demo_registry(failing=["book_flight"], fail_once=["get_flight_info"])
+    registry = flights_tools(failing=["book_flight"], fail_once=["get_flight_info"])
     query = {"origin": "Chicago", "destination": "Seattle", "date": _tomorrow()}
     booking = {**query, "flight_id": "AG119"}
     # WHEN each runs twice

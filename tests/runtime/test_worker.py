@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from runtime_harness import World
 
+from agentry_offline.events import LambdaContext, sqs_event
 from agentry_runtime.contract import DetailType
 from agentry_runtime.handlers import worker
-from agentry_runtime.invoke import LambdaContext, sqs_event
 from agentry_runtime.state import Status
 
 

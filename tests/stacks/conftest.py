@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agentry_stacks.config import project_root
-from agentry_stacks.plan import plan_stack
+from agentry_stacks.deploy.config import project_root
+from agentry_stacks.offline.plan import plan_stack
 
 STACKS = ("dev", "prod")
 

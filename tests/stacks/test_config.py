@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentry_stacks.cli import app
-from agentry_stacks.config import (
+from agentry_stacks.deploy.config import (
     ConfigError,
     EnvironmentConfig,
     load_stack_config,

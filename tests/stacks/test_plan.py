@@ -9,8 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from agentry_stacks.config import EnvironmentConfig
-from agentry_stacks.plan import MOCK_ACCOUNT_ID, plan_stack
+from agentry_stacks.deploy.config import EnvironmentConfig
+from agentry_stacks.offline.plan import MOCK_ACCOUNT_ID, plan_stack
 
 
 class _Pair(pulumi.ComponentResource):

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from agentry_runtime.contract import Env
 from agentry_stacks.cli import app
-from agentry_stacks.config import EnvironmentConfig, load_stack_config
-from agentry_stacks.plan import MOCK_ACCOUNT_ID
-from agentry_stacks.views import event_flow, mermaid
+from agentry_stacks.deploy.config import EnvironmentConfig, load_stack_config
+from agentry_stacks.offline.plan import MOCK_ACCOUNT_ID
+from agentry_stacks.offline.views import event_flow, mermaid
 
 #: Every kind of resource an environment must declare.
 REQUIRED_TYPES = {
@@ -156,7 +156,7 @@ def test_no_statement_is_a_wildcard_grant(graph: dict[str, Any]) -> None:
 def test_table_protection_follows_config(graph: dict[str, Any], repo_root: Path) -> None:
     # GIVEN the stack's config and its table
     config = _config(graph, repo_root)
-    [table] = _of_type(graph, "aws:dynamodb/table:Table")
+    [table] = [t for t in _of_type(graph, "aws:dynamodb/table:Table") if t["name"] == "table-table"]
     inputs = table["inputs"]
     # THEN PITR and deletion protection are what the config says (both on in prod)
     assert bool(inputs.get("pointInTimeRecovery", {}).get("enabled")) is (

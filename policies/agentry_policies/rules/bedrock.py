@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -49,8 +50,11 @@ _ALLOWLIST_SCHEMA = PolicyConfigSchema(
         "modelEnvVars": {
             "type": "array",
             "items": {"type": "string"},
-            "default": ["AGENTRY_MODEL_ID"],
-            "description": "Function environment variables that name a model or profile id.",
+            "default": ["AGENTRY_AGENTS"],
+            "description": (
+                "Function environment variables that name a model or profile id, or hold a "
+                'JSON object of agents whose "model" each names one.'
+            ),
         },
     }
 )
@@ -124,18 +128,36 @@ def _allowed_ids(config: Mapping[str, Any]) -> tuple[set[str], set[str]]:
     return models, profiles
 
 
+def _named_models(name: str, value: str) -> list[tuple[str, str]]:
+    """``(where, model id)`` of a variable: a plain id, or ``{"agent": {"model": ...}}`` JSON."""
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return [(name, value)]
+    if not isinstance(decoded, dict):
+        return [(name, value)]
+    return [
+        (f"{name}.{agent}.model", str(entry.get("model")))
+        for agent, entry in sorted(decoded.items())
+        if isinstance(entry, dict)
+    ]
+
+
 def _check_allowlist(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterable[str]:
     models, profiles = _allowed_ids(config)
     if args.resource_type == _FUNCTION:
         variables = _props.get(args.props, "environment", "variables")
         for name in config.get("modelEnvVars", []):
             value = _props.get(variables, name)
-            if isinstance(value, str) and value not in models | profiles:
-                yield (
-                    f"environment variable {name}={value!r} names a model outside the "
-                    "allowlist; use one of the stack's models or inference profiles, or add it "
-                    "to the stack config and the pack config."
-                )
+            if not isinstance(value, str):
+                continue
+            for where, model in _named_models(name, value):
+                if model not in models | profiles:
+                    yield (
+                        f"environment variable {where} names model {model!r}, outside the "
+                        "allowlist; use one of the stack's models or inference profiles, or "
+                        "add it to the stack config and the pack config."
+                    )
         return
     for statement, _granted in _invoking(valid_documents(args, IDENTITY_POLICY_TYPES)):
         for resource in statement.resources:

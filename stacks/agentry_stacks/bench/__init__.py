@@ -43,6 +43,6 @@ def run_bench(*, quick: bool = False, stack: str = "dev") -> BenchReport:
             token_budget=budget, by_length={str(n): f.prompt for n, f in figures.items()}
         ),
         cold_start=cold_start(runs=3 if quick else 7),
-        bundle=bundle_size(),
+        bundle=bundle_size(stack),
         throughput=throughput(agents=3 if quick else 10, stack=stack),
     )

@@ -46,12 +46,18 @@ def _median_import(handler: Handler, runs: int) -> float:
     return round(statistics.median(times), 4)
 
 
-def bundle_size(architecture: str = "arm64") -> BundleFigures:
-    """The zipped bundle's size; the error instead if it cannot be built (no PyPI access)."""
-    from agentry_platform.bundle import BundleError, build_bundle
+def bundle_size(stack: str = "dev") -> BundleFigures:
+    """The stack's zipped bundle size; the error instead if it cannot be built (no PyPI)."""
+    from agentry_platform.bundle import BundleError
+    from agentry_stacks.deploy.agents import resolve_agents
+    from agentry_stacks.deploy.config import load_stack_config
+    from agentry_stacks.deploy.program import stack_bundle
 
+    config = load_stack_config(stack)
     try:
-        bundle = build_bundle(architecture="arm64" if architecture == "arm64" else "x86_64")
+        bundle = stack_bundle(config, resolve_agents(config))
     except BundleError as exc:
-        return BundleFigures(zipped_bytes=None, architecture=architecture, error=str(exc)[:500])
-    return BundleFigures(zipped_bytes=bundle.size, architecture=architecture)
+        return BundleFigures(
+            zipped_bytes=None, architecture=config.lambda_architecture, error=str(exc)[:500]
+        )
+    return BundleFigures(zipped_bytes=bundle.size, architecture=bundle.architecture)

@@ -28,6 +28,8 @@ from botocore.config import Config
 from moto import mock_aws
 from pydantic import BaseModel
 
+from agentry_offline.bedrock import FakeBedrockServer
+from agentry_runtime.agents import Agent, AgentCatalog
 from agentry_runtime.contract import (
     PARTITION_KEY,
     SORT_KEY,
@@ -40,7 +42,6 @@ from agentry_runtime.contract import (
 from agentry_runtime.events import Publisher
 from agentry_runtime.loop import AgentLoop
 from agentry_runtime.model import SUMMARY_SYSTEM_PROMPT, ModelClient, ModelSettings, estimate_tokens
-from agentry_runtime.offline_model import FakeBedrockServer
 from agentry_runtime.prompts import system_prompt
 from agentry_runtime.settings import LoopSettings
 from agentry_runtime.state import (
@@ -163,13 +164,17 @@ class _Bench:
 
     def loop(self, store: AgentStore, token_budget: int) -> AgentLoop:
         """The real loop over the metered clients."""
-        settings = LoopSettings(max_steps=10_000, token_budget=token_budget)
+        agent = Agent(
+            name="bench",
+            system_prompt="You answer with tool calls until you are done.",
+            tools=self.tools,
+            model=self.client,
+            settings=LoopSettings(max_steps=10_000, token_budget=token_budget),
+        )
         return AgentLoop(
             store=store,
-            model=self.client,
-            tools=self.tools,
+            agents=AgentCatalog.of(agent),
             publisher=self.publisher,
-            settings=settings,
             today=lambda: TODAY,
         )
 

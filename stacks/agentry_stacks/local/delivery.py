@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from agentry_runtime.invoke import sqs_event
+from agentry_offline.events import sqs_event
 from agentry_stacks.local.functions import LocalFunction
 from agentry_stacks.local.resources import QueueMapping
 

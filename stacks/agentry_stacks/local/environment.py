@@ -20,8 +20,10 @@ import json
 import logging
 import os
 import re
+import tempfile
 import threading
 import time
+import zipfile
 from collections import Counter
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -32,18 +34,28 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
-from agentry_runtime.contract import Env
-from agentry_runtime.flights import bookings, demo_registry, reset_simulated_failures
-from agentry_runtime.invoke import decode_body, http_api_event
+from agentry_flights import bookings
+from agentry_offline.bedrock import FakeBedrockServer, Responder
+from agentry_offline.events import decode_body, http_api_event
+from agentry_offline.faults import FailOnce, with_tool_faults
+from agentry_offline.model import Faults, OfflineModel, OfflineResponder
+from agentry_offline.script import Script, ScriptedModel
+from agentry_runtime.agents import AgentsFile
+from agentry_runtime.contract import AGENTS_FILE_NAME, TASK_ROOT_VARIABLE
+from agentry_runtime.errors import AgentryError
 from agentry_runtime.observability import logger as runtime_logger
-from agentry_runtime.offline_model import FakeBedrockServer, Faults, OfflineModel, Responder
 from agentry_runtime.runtime import Runtime
+from agentry_runtime.settings import FunctionSettings
+from agentry_runtime.tools import ToolRegistry
+from agentry_stacks.deploy.agents import workspace
+from agentry_stacks.deploy.config import project_root
+from agentry_stacks.deploy.toolsets import DistributionError
 from agentry_stacks.local.bridge import Execution, StepFunctionsBridge
 from agentry_stacks.local.delivery import QueuePoller
 from agentry_stacks.local.functions import LocalFunction
-from agentry_stacks.local.graph import FUNCTION, LocalGraph, LocalGraphError, arn_of
 from agentry_stacks.local.progress import EventKind, LocalEvent, ProgressCallback
 from agentry_stacks.local.resources import LocalResources, build_resources
+from agentry_stacks.offline.graph import FUNCTION, LocalGraph, LocalGraphError, arn_of
 
 __all__ = ["LocalApiError", "LocalEnvironment", "LocalEnvironmentError"]
 
@@ -78,23 +90,24 @@ class LocalEnvironment:
         model: Responder | None = None,
         graph: Mapping[str, Any] | None = None,
         on_event: ProgressCallback | None = None,
+        script: Script | None = None,
     ) -> None:
         if throttle < 0:
             raise LocalEnvironmentError(f"throttle: must be 0 or more, got {throttle}")
-        known = set(demo_registry().names())
-        for option, names in (("fail_tools", fail_tools), ("fail_once_tools", fail_once_tools)):
-            if unknown := sorted(set(names) - known):
-                raise LocalEnvironmentError(
-                    f"{option}: unknown tool {unknown[0]!r}; tools: {', '.join(sorted(known))}"
-                )
+        if model is not None and script is not None:
+            raise LocalEnvironmentError("model, script: give one or the other")
         self.stack = stack
         self.duplicate_events = duplicate_events
-        self.project_dir = project_dir
-        self.model: Responder = model or OfflineModel(faults=Faults(throttle=throttle))
+        self.project_dir = project_dir or project_root()
+        faults = Faults(throttle=throttle)
+        self.model: Responder = model or (
+            ScriptedModel(script, faults=faults) if script else OfflineModel(faults=faults)
+        )
         self.events: list[LocalEvent] = []
         self.executions: list[Execution] = []
         self._fail_tools = tuple(fail_tools)
         self._fail_once_tools = tuple(fail_once_tools)
+        self._fail_once = FailOnce()
         self._graph_document = graph
         self._callbacks: list[ProgressCallback] = [on_event] if on_event else []
         self._model_calls: list[dict[str, Any]] = []
@@ -127,6 +140,8 @@ class LocalEnvironment:
         document = self._graph_document or self._plan()
         self.graph = LocalGraph(document)
         region = self._region()
+        self._task_root = self._unpack_agents_file()
+        self._check_tool_names()
         self._aws = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._aws.start()
         self._server = FakeBedrockServer(self._respond).start()
@@ -158,11 +173,12 @@ class LocalEnvironment:
         self._server.stop()
         self._environ.stop()
         self._aws.stop()
+        self._task_root.cleanup()
 
     def _plan(self) -> dict[str, Any]:
         # Imported late: planning loads Pulumi; a caller with a graph does not pay for it.
-        from agentry_stacks.config import ConfigError
-        from agentry_stacks.plan import plan_stack
+        from agentry_stacks.deploy.config import ConfigError
+        from agentry_stacks.offline.plan import plan_stack
 
         try:
             return plan_stack(self.stack, project_dir=self.project_dir)
@@ -175,10 +191,38 @@ class LocalEnvironment:
         except LocalGraphError as exc:
             raise LocalEnvironmentError(str(exc)) from exc
 
+    def _unpack_agents_file(self) -> tempfile.TemporaryDirectory[str]:
+        """The bundle's agents file, in a task root of its own (as Lambda unpacks the zip)."""
+        archives = {self.graph.code_archive(f) for f in self.graph.of_type(FUNCTION)}
+        if len(archives) != 1:
+            raise LocalEnvironmentError(f"functions: expected one bundle, found {len(archives)}")
+        (archive,) = archives
+        path = Path(archive) if Path(archive).is_absolute() else self.project_dir / archive
+        try:
+            with zipfile.ZipFile(path) as bundle:
+                content = bundle.read(AGENTS_FILE_NAME)
+        except (OSError, KeyError, zipfile.BadZipFile) as exc:
+            raise LocalEnvironmentError(f"bundle {archive}: no {AGENTS_FILE_NAME} ({exc})") from exc
+        root = tempfile.TemporaryDirectory(prefix="agentry-task-root-")
+        (Path(root.name) / AGENTS_FILE_NAME).write_bytes(content)
+        self.agents_file = AgentsFile.model_validate_json(content)
+        return root
+
+    def _check_tool_names(self) -> None:
+        known = {tool.name for spec in self.agents_file.agents.values() for tool in spec.tools}
+        for option, names in (
+            ("fail_tools", self._fail_tools),
+            ("fail_once_tools", self._fail_once_tools),
+        ):
+            if unknown := sorted(set(names) - known):
+                raise LocalEnvironmentError(
+                    f"{option}: unknown tool {unknown[0]!r}; tools: {', '.join(sorted(known))}"
+                )
+
     def _build(self, region: str) -> None:
         session = boto3.session.Session(region_name=region)
         self.clients = {name: session.client(name) for name in _SERVICES}
-        reset_simulated_failures()
+        self._fail_once.reset()
         # Keep the runtime's Powertools log lines off the terminal, like CloudWatch Logs.
         self.runtime_logs = io.StringIO()
         self._saved_log_stream = _swap_log_stream(self.runtime_logs)
@@ -218,8 +262,35 @@ class LocalEnvironment:
         raise LocalGraphError(f"{arn}: the event source mapping names no function of the graph")
 
     def _make_runtime(self, environ: Mapping[str, str]) -> Runtime:
-        tools = demo_registry(failing=self._fail_tools, fail_once=self._fail_once_tools)
-        return Runtime.from_env(environ, tools=tools)
+        return self.make_runtime(environ)
+
+    def make_runtime(self, environ: Mapping[str, str], *, session: Any | None = None) -> Runtime:
+        """A function's runtime from its environment, as Lambda builds it from the bundle.
+
+        Toolsets load from their folders with this environment's tool faults; ``session``
+        (e.g. a role's credentials) makes every client of the runtime.
+        """
+        # Lambda unpacks the bundle as the task root; the agents file is all we need of it.
+        task_environ = {**environ, TASK_ROOT_VARIABLE: self._task_root.name}
+        try:
+            return Runtime.from_env(
+                task_environ, session=session, toolset_loader=self._load_toolset
+            )
+        except AgentryError as exc:
+            raise LocalGraphError(str(exc)) from exc
+
+    def _load_toolset(self, path: str) -> ToolRegistry:
+        """A toolset from its folder under ``lambdas/`` (no reinstall), with the tool faults."""
+        try:
+            registry, _ = workspace(self.project_dir.resolve() / "lambdas").load_toolset(path)
+        except DistributionError as exc:
+            raise LocalEnvironmentError(f"toolset {path!r}: {exc}") from exc
+        return with_tool_faults(
+            registry,
+            failing=self._fail_tools,
+            fail_once=self._fail_once_tools,
+            memory=self._fail_once,
+        )
 
     def set_tool_faults(
         self, *, failing: Collection[str] = (), fail_once: Collection[str] = ()
@@ -249,9 +320,10 @@ class LocalEnvironment:
         )
         return int(response["statusCode"]), decode_body(response)
 
-    def start(self, goal: str) -> str:
-        """Start an agent with ``goal`` (``POST /agents``); its id."""
-        body = self._expect(202, "POST", "/agents", {"goal": goal})
+    def start(self, goal: str, *, agent: str | None = None) -> str:
+        """Start an agent with ``goal`` (``POST /agents``), of the named definition; its id."""
+        request = {"goal": goal} if agent is None else {"goal": goal, "agent": agent}
+        body = self._expect(202, "POST", "/agents", request)
         agent_id = str(body["agentId"])
         self._agents.setdefault(agent_id, {})
         self._observe()
@@ -345,13 +417,17 @@ class LocalEnvironment:
         return total
 
     def bookings(self, agent_id: str) -> list[dict[str, Any]]:
-        """The bookings the demo tool stored for an agent."""
+        """The bookings the flight demo's tool stored for an agent."""
         return bookings(self.clients["dynamodb"], self.resources.table_name, agent_id)
 
-    def model_id(self) -> str:
-        """The model id the worker function is configured with."""
+    def model_failure(self) -> str | None:
+        """Why the offline model could not answer (a script ran out, an unknown tool), if so."""
+        return self.model.failure if isinstance(self.model, OfflineResponder) else None
+
+    def settings(self) -> FunctionSettings:
+        """The settings the worker function runs with (its environment, read as it reads it)."""
         worker = next(iter(f for f in self.functions.values() if f is not self.api), self.api)
-        return worker.environment.get(Env.MODEL_ID, "")
+        return FunctionSettings.from_environment(worker.environment)
 
     # --- observing --------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 A function's handler is imported from its ``handler`` input and its runtime is built from its
 ``environment.variables``, once, like a warm container; before each invocation that runtime is
-made current (``set_runtime``), because in-process every function shares one interpreter.
+made current (``set_runtime``) and its variables are put in the process environment (where a
+toolset reads its own settings), because in-process every function shares one interpreter.
 What a handler prints or logs is kept per function, as CloudWatch Logs would keep it.
 """
 
@@ -10,14 +11,16 @@ from __future__ import annotations
 
 import importlib
 import io
+import os
 from collections.abc import Callable, Mapping
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
-from agentry_runtime.invoke import LambdaContext
+from agentry_offline.events import LambdaContext
 from agentry_runtime.runtime import Runtime, set_runtime
-from agentry_stacks.local.graph import LocalGraphError, Resource, arn_of, name_of
+from agentry_stacks.offline.graph import LocalGraphError, Resource, arn_of, name_of
 
 __all__ = ["LocalFunction", "RuntimeFactory", "load_handler"]
 
@@ -87,7 +90,11 @@ class LocalFunction:
         try:
             # Powertools metrics print their EMF document (and warn when there is none): keep
             # both with the function's logs, where Lambda would put them.
-            with redirect_stdout(self.logs), redirect_stderr(self.logs):
+            with (
+                mock.patch.dict(os.environ, self.environment),
+                redirect_stdout(self.logs),
+                redirect_stderr(self.logs),
+            ):
                 return load_handler(self.entry_point)(event, context)
         finally:
             set_runtime(None)

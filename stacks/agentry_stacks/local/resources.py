@@ -18,15 +18,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentry_stacks.local.graph import (
+from agentry_runtime.contract import Env
+from agentry_stacks.offline.graph import (
     BUS,
     EVENT_SOURCE_MAPPING,
+    FUNCTION,
     QUEUE,
     ROLE,
     RULE,
     STATE_MACHINE,
     SUBSCRIPTION,
     TABLE,
+    TABLE_ITEM,
     TARGET,
     TOPIC,
     LocalGraph,
@@ -101,8 +104,10 @@ class LocalResources:
 
 def build_resources(graph: LocalGraph, clients: dict[str, Any]) -> LocalResources:
     """Create table, queues, topics, bus, rules and state machines of ``graph`` in moto."""
-    table = _table(graph.one(TABLE), clients["dynamodb"])
-    created = LocalResources(table_name=table)
+    tables = {arn_of(table): _table(table, clients["dynamodb"]) for table in graph.of_type(TABLE)}
+    created = LocalResources(table_name=_agents_table(graph, set(tables.values())))
+    for item in graph.of_type(TABLE_ITEM):
+        _table_item(item, clients["dynamodb"])
     _queues(graph, clients["sqs"], created)
     _roles(graph, clients["iam"])
     _topics(graph, clients, created)
@@ -138,6 +143,24 @@ def _compress_nested(state: dict[str, Any], max_seconds: int) -> dict[str, Any]:
         if key in state:
             state[key] = compress_waits(state[key], max_seconds)
     return state
+
+
+def _agents_table(graph: LocalGraph, tables: set[str]) -> str:
+    """The agents table: the one the functions' environment names."""
+    named = {graph.environment(f).get(Env.TABLE_NAME.value) for f in graph.of_type(FUNCTION)}
+    if len(named) != 1 or not named <= tables:
+        raise LocalGraphError(
+            f"functions: {Env.TABLE_NAME.value} must name one table of the graph, got {named}"
+        )
+    return str(next(iter(named)))
+
+
+def _table_item(item: Resource, dynamodb: Any) -> None:
+    inputs = item["inputs"]
+    document = json_input(item, "item")
+    if not isinstance(document, dict):
+        raise LocalGraphError(f"{item['name']}.item: not a DynamoDB item document")
+    dynamodb.put_item(TableName=inputs["tableName"], Item=document)
 
 
 def _table(table: Resource, dynamodb: Any) -> str:

@@ -2,7 +2,8 @@
 
 The report's keys are a public interface (scripts read ``--json``): ``agentId``, ``status``,
 ``steps``, ``toolCalls``, ``bookings``, ``recoveries``, ``notifications``, ``runtimeVersion``,
-``model``, plus ``answer`` and ``deadLetters``.
+``model``, plus ``answer``, ``deadLetters``, ``agent`` and ``modelFailure`` (why the offline
+model could not answer: a script that ran out or named a tool the agent does not have).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from agentry_runtime.offline_model import OfflineModel
+from agentry_offline.model import LABEL, OfflineResponder
+from agentry_offline.script import Script
 from agentry_stacks.local.environment import LocalEnvironment
 from agentry_stacks.local.progress import ProgressCallback
 
@@ -23,8 +25,10 @@ EXIT_OTHER = 1
 EXIT_NEEDS_HUMAN = 3
 
 
-def exit_code(status: str) -> int:
-    """0 for COMPLETED, 3 for NEEDS_HUMAN, 1 for any other end."""
+def exit_code(status: str, *, model_failure: str | None = None) -> int:
+    """0 for COMPLETED, 3 for NEEDS_HUMAN, 1 for any other end or an offline model failure."""
+    if model_failure:
+        return EXIT_OTHER
     return {"COMPLETED": EXIT_COMPLETED, "NEEDS_HUMAN": EXIT_NEEDS_HUMAN}.get(status, EXIT_OTHER)
 
 
@@ -39,8 +43,10 @@ def run_goal(
     graph: Mapping[str, Any] | None = None,
     on_event: ProgressCallback | None = None,
     timeout: float = 120.0,
+    agent: str | None = None,
+    script: Script | None = None,
 ) -> dict[str, Any]:
-    """Start one agent with ``goal``, run until idle and report how it ended."""
+    """Start one agent with ``goal`` (of definition ``agent``), run until idle, report."""
     with LocalEnvironment(
         stack,
         fail_tools=fail_tools,
@@ -49,8 +55,9 @@ def run_goal(
         project_dir=project_dir,
         graph=graph,
         on_event=on_event,
+        script=script,
     ) as env:
-        agent_id = env.start(goal)
+        agent_id = env.start(goal, agent=agent)
         env.run_until_idle(timeout=timeout)
         return report(env, agent_id)
 
@@ -60,9 +67,10 @@ def report(env: LocalEnvironment, agent_id: str) -> dict[str, Any]:
     view = env.agent(agent_id)
     metadata = view["metadata"]
     calls = Counter(entry["toolName"] for entry in view["plan"])
-    offline = isinstance(env.model, OfflineModel)
+    offline = isinstance(env.model, OfflineResponder)
     return {
         "agentId": agent_id,
+        "agent": view["agent"],
         "status": view["status"],
         "steps": metadata["invocationCount"],
         "toolCalls": dict(sorted(calls.items())),
@@ -85,8 +93,9 @@ def report(env: LocalEnvironment, agent_id: str) -> dict[str, Any]:
         "model": {
             "id": metadata["modelId"],
             "offline": offline,
-            "label": OfflineModel.LABEL if offline else None,
+            "label": LABEL if offline else None,
         },
         "answer": view.get("answer"),
         "deadLetters": len(env.dlq_messages()),
+        "modelFailure": env.model_failure(),
     }

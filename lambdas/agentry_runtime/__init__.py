@@ -1,5 +1,0 @@
-"""Agentry's agent runtime: the durable reasoning loop that runs inside Lambda."""
-
-__version__ = "0.1.0"
-
-__all__ = ["__version__"]

@@ -1,0 +1,356 @@
+"""The ``api`` function: API Gateway HTTP API (payload v2) routes over ``AgentService``.
+
+Bad input gets a JSON error naming the field and the reason, and changes nothing stored:
+400 (malformed or invalid), 404 (unknown agent), 409 (illegal transition, concurrent change,
+idempotency conflict), 413 (body or text too large).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentry_runtime.contract import IDEMPOTENCY_PK, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from agentry_runtime.errors import AgentNotFoundError, PublishError, StaleStepError
+from agentry_runtime.observability import logger, metrics, tracer
+from agentry_runtime.runtime import Runtime, get_runtime
+from agentry_runtime.state import IllegalTransitionError
+
+MAX_GOAL_CHARS = 4000
+MAX_INSTRUCTION_CHARS = 4000
+MAX_PAGE = 100
+_AGENT_ID = re.compile(r"^agent-[0-9a-f]{32}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+app = APIGatewayHttpResolver()
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": {"code", "message", "fields"}}`` with ``status``.
+
+    ``fields`` pairs each offending field with the reason; the message lists them all.
+    """
+
+    def __init__(self, status: int, code: str, fields: list[tuple[str, str]]) -> None:
+        self.status = status
+        self.code = code
+        self.fields = [{"field": field, "reason": reason} for field, reason in fields]
+        self.message = "; ".join(f"{field}: {reason}" for field, reason in fields)
+        super().__init__(self.message)
+
+
+def _invalid(
+    field: str, reason: str, *, status: int = 400, code: str = "ValidationError"
+) -> ApiError:
+    """One bad field."""
+    return ApiError(status, code, [(field, reason)])
+
+
+class CreateAgentRequest(BaseModel):
+    """Body of ``POST /agents``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    goal: str = Field(min_length=1, description="What the agent must achieve.")
+    prompt: str | None = Field(default=None, min_length=1, description="First user message.")
+    agent: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Agent definition (default: the stack's).",
+    )
+
+
+class FollowUpRequest(BaseModel):
+    """Body of ``POST /agents/{id}/messages``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    text: str = Field(min_length=1, description="The caller's next message to a COMPLETED agent.")
+
+
+class ResumeRequest(BaseModel):
+    """Body of ``POST /agents/{id}/resume``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    instruction: str = Field(min_length=1, description="What the human tells the agent.")
+
+
+class CancelRequest(BaseModel):
+    """Body of ``POST /agents/{id}/cancel`` (optional)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+_TEXT_LIMITS = {
+    "goal": MAX_GOAL_CHARS,
+    "prompt": MAX_GOAL_CHARS,
+    "instruction": MAX_INSTRUCTION_CHARS,
+    "text": MAX_INSTRUCTION_CHARS,
+}
+
+
+def _body(model: type[BaseModel], *, optional: bool = False) -> Any:
+    """Parse and validate the JSON body into ``model``; raise ``ApiError`` naming the field."""
+    raw = app.current_event.body or ""
+    if app.current_event.is_base64_encoded:
+        raw = app.current_event.decoded_body or ""
+    limit = get_runtime().max_request_bytes
+    if len(raw.encode()) > limit:
+        raise _invalid("body", f"larger than {limit} bytes", status=413, code="PayloadTooLarge")
+    if not raw.strip():
+        if optional:
+            return model()
+        raise _invalid("body", "a JSON object is required")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        reason = f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        raise _invalid("body", reason, code="MalformedJson") from exc
+    if not isinstance(data, dict):
+        raise _invalid("body", "must be a JSON object")
+    for name, limit_chars in _TEXT_LIMITS.items():
+        value = data.get(name)
+        if name in model.model_fields and isinstance(value, str) and len(value) > limit_chars:
+            reason = f"at most {limit_chars} characters, got {len(value)}"
+            raise _invalid(name, reason, status=413, code="PayloadTooLarge")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = [
+            (".".join(str(p) for p in error["loc"]) or "body", _reason(error))
+            for error in exc.errors()
+        ]
+        raise ApiError(400, "ValidationError", fields) from exc
+
+
+def _reason(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    if error["type"] == "missing":
+        return "required field is missing"
+    return str(error["msg"])
+
+
+def _agent_id(raw: str) -> str:
+    if not _AGENT_ID.match(raw):
+        raise _invalid("id", "not an agent id (agent-<32 hex digits>)")
+    logger.append_keys(agent_id=raw)
+    return raw
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[str]:
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+# --- routes ---------------------------------------------------------------------------------
+
+
+@app.post("/agents")
+@tracer.capture_method
+def create_agent() -> Response[str]:
+    """Start an agent; an ``Idempotency-Key`` header makes client retries return the same one."""
+    request = _body(CreateAgentRequest)
+    agents = get_runtime().agents
+    if request.agent is not None and request.agent not in agents:
+        raise _invalid("agent", f"no agent {request.agent!r}; agents: {', '.join(agents.names())}")
+    key = app.current_event.headers.get("idempotency-key")
+    if key is None:
+        created = _create(request)
+    else:
+        if not _IDEMPOTENCY_KEY.match(key):
+            raise _invalid("Idempotency-Key", "1 to 128 characters of letters, digits and . _ : -")
+        created = _idempotent_create()(
+            request={"idempotencyKey": key, "body": request.model_dump(mode="json")}
+        )
+    logger.append_keys(agent_id=created["agentId"])
+    metrics.add_metric(name="AgentsCreated", unit="Count", value=1)
+    return _json(202, created)
+
+
+def _create(request: CreateAgentRequest) -> dict[str, Any]:
+    header = get_runtime().service.create(request.goal, request.prompt, agent=request.agent)
+    return {"agentId": header.agent_id, "agent": header.agent, "status": str(header.status)}
+
+
+_IDEMPOTENCY_CONFIG = IdempotencyConfig(
+    event_key_jmespath="idempotencyKey",
+    payload_validation_jmespath="body",
+    expires_after_seconds=24 * 3600,
+)
+# The idempotent create function of the runtime it was built for (one per container in Lambda;
+# rebuilt when another runtime is injected, so it never writes to a stale table or client).
+_idempotent: tuple[Runtime, Any] | None = None
+
+
+def _idempotent_create() -> Any:
+    """``_create`` behind Powertools idempotency, keyed by the header, checked against the body."""
+    global _idempotent
+    runtime = get_runtime()
+    if _idempotent is None or _idempotent[0] is not runtime:
+        persistence = DynamoDBPersistenceLayer(
+            table_name=runtime.store.table_name,
+            key_attr=PARTITION_KEY,
+            sort_key_attr=SORT_KEY,
+            static_pk_value=IDEMPOTENCY_PK,
+            expiry_attr=TTL_ATTRIBUTE,
+            boto3_client=runtime.store.client,
+        )
+
+        @idempotent_function(
+            data_keyword_argument="request",
+            persistence_store=persistence,
+            config=_IDEMPOTENCY_CONFIG,
+        )
+        def create(request: dict[str, Any]) -> dict[str, Any]:
+            return _create(CreateAgentRequest.model_validate(request["body"]))
+
+        _idempotent = (runtime, create)
+    return _idempotent[1]
+
+
+@app.get("/agents/<agent_id>")
+@tracer.capture_method
+def get_agent(agent_id: str) -> Response[str]:
+    """The agent in the article's shape."""
+    return _json(200, get_runtime().service.view(_agent_id(agent_id)))
+
+
+@app.get("/agents/<agent_id>/messages")
+@tracer.capture_method
+def get_messages(agent_id: str) -> Response[str]:
+    """One page of the agent's messages (``limit``, ``cursor`` query parameters)."""
+    agent = _agent_id(agent_id)
+    params = app.current_event.query_string_parameters or {}
+    unknown = sorted(set(params) - {"limit", "cursor"})
+    if unknown:
+        raise ApiError(400, "ValidationError", [(n, "unknown query parameter") for n in unknown])
+    raw_limit = params.get("limit", "50")
+    # isdigit() alone accepts digits such as "²" that int() rejects (found by tests/fuzz).
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_PAGE:
+        raise _invalid("limit", f"an integer from 1 to {MAX_PAGE}")
+    try:
+        page = get_runtime().service.messages(
+            agent, limit=int(raw_limit), cursor=params.get("cursor")
+        )
+    except ValueError as exc:  # the store names the field: "cursor: <reason>"
+        raise _invalid("cursor", str(exc).removeprefix("cursor: ")) from exc
+    return _json(200, page)
+
+
+@app.post("/agents/<agent_id>/messages")
+@tracer.capture_method
+def follow_up(agent_id: str) -> Response[str]:
+    """Continue a COMPLETED agent's conversation: it plans again with a fresh step budget."""
+    agent = _agent_id(agent_id)
+    request = _body(FollowUpRequest)
+    header = get_runtime().service.follow_up(agent, request.text)
+    return _json(202, {"agentId": agent, "status": str(header.status), "step": header.step})
+
+
+@app.post("/agents/<agent_id>/resume")
+@tracer.capture_method
+def resume_agent(agent_id: str) -> Response[str]:
+    """Give an agent that waits for a human an instruction, and let it plan again."""
+    agent = _agent_id(agent_id)
+    request = _body(ResumeRequest)
+    header = get_runtime().service.resume(agent, request.instruction)
+    return _json(202, {"agentId": agent, "status": str(header.status), "step": header.step})
+
+
+@app.post("/agents/<agent_id>/cancel")
+@tracer.capture_method
+def cancel_agent(agent_id: str) -> Response[str]:
+    """Cancel an agent that has not ended."""
+    agent = _agent_id(agent_id)
+    _body(CancelRequest, optional=True)
+    header = get_runtime().service.cancel(agent)
+    return _json(200, {"agentId": agent, "status": str(header.status)})
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+@app.exception_handler(ApiError)
+def _api_error(exc: ApiError) -> Response[str]:
+    return _json(
+        exc.status, {"error": {"code": exc.code, "message": exc.message, "fields": exc.fields}}
+    )
+
+
+# Errors raised below the routes, each answered as one bad field.
+_FIELD_ERRORS: dict[type[Exception], tuple[int, str, str, str]] = {
+    AgentNotFoundError: (404, "AgentNotFound", "id", "no such agent"),
+    StaleStepError: (
+        409,
+        "ConcurrentUpdate",
+        "status",
+        "the agent changed while the request ran; read it and retry",
+    ),
+    IdempotencyAlreadyInProgressError: (
+        409,
+        "IdempotencyConflict",
+        "Idempotency-Key",
+        "a request with this key is still in progress",
+    ),
+    IdempotencyValidationError: (
+        409,
+        "IdempotencyConflict",
+        "Idempotency-Key",
+        "already used with a different body",
+    ),
+}
+
+
+@app.exception_handler(list(_FIELD_ERRORS))
+def _field_error(exc: Exception) -> Response[str]:
+    kind = next(cls for cls in type(exc).__mro__ if cls in _FIELD_ERRORS)
+    status, code, field, reason = _FIELD_ERRORS[kind]
+    return _api_error(_invalid(field, reason, status=status, code=code))
+
+
+@app.exception_handler(IllegalTransitionError)
+def _conflict(exc: IllegalTransitionError) -> Response[str]:
+    reason = f"the agent is {exc.current}: {exc}"
+    return _api_error(_invalid("status", reason, status=409, code="IllegalTransition"))
+
+
+@app.exception_handler(PublishError)
+def _unavailable(exc: PublishError) -> Response[str]:
+    logger.exception("event bus unavailable")
+    return _json(
+        503, {"error": {"code": "Unavailable", "message": "event bus unavailable", "fields": []}}
+    )
+
+
+@app.not_found
+def _no_route(exc: NotFoundError) -> Response[str]:
+    path = app.current_event.raw_path
+    return _api_error(_invalid("path", f"no such route: {path}", status=404, code="NotFound"))
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Lambda entry point (``contract.Handler.API``)."""
+    # Powertools uses the remaining time to expire in-progress records of timed-out calls.
+    _IDEMPOTENCY_CONFIG.register_lambda_context(context)
+    return app.resolve(event, context)

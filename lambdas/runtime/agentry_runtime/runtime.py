@@ -1,0 +1,128 @@
+"""Wiring: builds the store, agent catalog, publisher and loop from the environment.
+
+A Lambda container builds one ``Runtime`` on first use and reuses it across invocations;
+``set_runtime`` injects another (the local environment, tests) the way Powertools takes
+injectable clients.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from agentry_runtime import __version__
+from agentry_runtime.agents import AgentCatalog, AgentsFile, ToolsetLoader, import_toolset
+from agentry_runtime.contract import TASK_ROOT_VARIABLE
+from agentry_runtime.events import Publisher
+from agentry_runtime.loop import AgentLoop
+from agentry_runtime.model import ModelClient, ModelSettings
+from agentry_runtime.service import AgentService
+from agentry_runtime.settings import FunctionSettings
+from agentry_runtime.store import AgentStore
+
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "Runtime", "get_runtime", "set_runtime"]
+
+#: Largest request body the API accepts, in bytes (the stack config sets the real value).
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
+
+
+@dataclass
+class Runtime:
+    """Everything a handler needs, built once per container."""
+
+    store: AgentStore
+    agents: AgentCatalog
+    publisher: Publisher
+    runtime_version: str = __version__
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    ttl_days: int = 30
+
+    @cached_property
+    def loop(self) -> AgentLoop:
+        """The reasoning loop over these dependencies."""
+        return AgentLoop(store=self.store, agents=self.agents, publisher=self.publisher)
+
+    @cached_property
+    def service(self) -> AgentService:
+        """The API's agent operations over these dependencies."""
+        return AgentService(
+            store=self.store,
+            publisher=self.publisher,
+            agents=self.agents,
+            runtime_version=self.runtime_version,
+            ttl_days=self.ttl_days,
+        )
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] = os.environ,
+        *,
+        session: Any | None = None,
+        toolset_loader: ToolsetLoader = import_toolset,
+    ) -> Runtime:
+        """Build from the function's environment and its bundle's agents file.
+
+        A missing or bad variable, or an agents file that disagrees with the environment,
+        raises ``SettingsError`` naming it. Toolsets are imported on an agent's first step.
+        """
+        settings = FunctionSettings.from_environment(environ)
+        # Lambda runs the handler with the unpacked bundle as its task root.
+        task_root = Path(environ.get(TASK_ROOT_VARIABLE) or Path.cwd())
+        agents_file = AgentsFile.load(task_root / settings.agents_file)
+        any_model = ModelSettings(model_id=settings.agents[settings.default_agent].model)
+        bedrock = ModelClient.default_client(any_model, session=session) if session else None
+        return cls(
+            store=AgentStore(
+                settings.table_name, client=session.client("dynamodb") if session else None
+            ),
+            agents=AgentCatalog.from_settings(
+                settings,
+                agents_file,
+                bedrock=bedrock or _LazyBedrock(any_model),
+                loader=toolset_loader,
+            ),
+            publisher=Publisher(
+                settings.event_bus_name, client=session.client("events") if session else None
+            ),
+            runtime_version=settings.runtime_version,
+            max_request_bytes=settings.max_request_bytes,
+            ttl_days=settings.ttl_days,
+        )
+
+
+class _LazyBedrock:
+    """One ``bedrock-runtime`` client for every agent of the container, created on first call.
+
+    The api function never calls a model, so it never pays for building the client.
+    """
+
+    def __init__(self, settings: ModelSettings) -> None:
+        self._settings = settings
+        self._client: Any | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = ModelClient.default_client(self._settings)
+        return getattr(self._client, name)
+
+
+_current: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """The container's runtime, built from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = Runtime.from_env()
+    return _current
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Use ``runtime`` for the following invocations (``None``: rebuild from the environment)."""
+    global _current
+    _current = runtime

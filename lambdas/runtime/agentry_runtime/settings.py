@@ -1,0 +1,182 @@
+"""The settings every function receives: one typed contract for both sides of the environment.
+
+The stack program builds a :class:`FunctionSettings` from the stack's config and writes it with
+:meth:`FunctionSettings.to_environment`; the runtime reads it back with
+:meth:`FunctionSettings.from_environment`. There is no other parser and no default on this path:
+every value a function runs with is in its environment (and so visible to the policy pack),
+except the agents' prompts and toolsets, which travel in the bundle's agents file
+(``agents.py``) because Lambda caps a function's environment at 4 KB.
+
+:class:`LoopSettings` is the reasoning loop's own view of one agent's limits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from agentry_runtime.contract import Env
+from agentry_runtime.errors import SettingsError
+
+__all__ = ["AGENT_NAME_PATTERN", "AgentLimits", "FunctionSettings", "LoopSettings"]
+
+#: Agent definition names: short, lower-case, usable in metrics dimensions and ids.
+AGENT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+
+_CONTRACT = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+
+class AgentLimits(BaseModel):
+    """What one agent definition runs with, as the functions' environment carries it."""
+
+    model_config = _CONTRACT
+
+    model: str = Field(min_length=1, description="Bedrock model or inference profile id.")
+    max_steps: int = Field(ge=1, le=500, description="Steps per agent before a human.")
+    token_budget: int = Field(ge=1000, le=1_000_000, description="Prompt tokens before compaction.")
+    max_output_tokens: int = Field(ge=1, le=64_000, description="Output tokens per model call.")
+    temperature: float = Field(ge=0.0, le=1.0, description="Sampling temperature.")
+    tool_timeout_seconds: int = Field(ge=1, le=900, description="Default timeout of a tool call.")
+    max_tool_failures: int = Field(ge=0, le=50, description="Failed tool rounds before an error.")
+    max_plan_retries: int = Field(ge=0, le=10, description="Invalid model answers before an error.")
+    prompt_caching: bool = Field(description="Mark the static prompt prefix as cacheable.")
+
+    def loop_settings(self) -> LoopSettings:
+        """The loop's view of these limits."""
+        return LoopSettings(
+            max_steps=self.max_steps,
+            max_tool_failures=self.max_tool_failures,
+            max_plan_retries=self.max_plan_retries,
+            token_budget=self.token_budget,
+            tool_timeout_seconds=self.tool_timeout_seconds,
+        )
+
+
+class FunctionSettings(BaseModel):
+    """Everything a function built from the runtime bundle reads from its environment."""
+
+    model_config = _CONTRACT
+
+    table_name: str = Field(min_length=1, description="The agents table.")
+    event_bus_name: str = Field(min_length=1, description="The platform's event bus.")
+    runtime_version: str = Field(min_length=1, description="Version of the runtime bundle.")
+    agents_file: str = Field(
+        min_length=1, description="The agents file, relative to the function's task root."
+    )
+    default_agent: str = Field(description="The agent ``POST /agents`` starts by default.")
+    agents: dict[str, AgentLimits] = Field(
+        min_length=1, description="Each agent definition's model and limits, by name."
+    )
+    ttl_days: int = Field(ge=1, le=3650, description="Days an agent's items are kept (TTL).")
+    max_request_bytes: int = Field(ge=1, le=6 * 1024 * 1024, description="Largest API body.")
+
+    @field_validator("agents")
+    @classmethod
+    def _names_are_names(cls, value: dict[str, AgentLimits]) -> dict[str, AgentLimits]:
+        for name in value:
+            if not re.match(AGENT_NAME_PATTERN, name):
+                raise ValueError(f"{name!r} is not an agent name ({AGENT_NAME_PATTERN})")
+        return value
+
+    @model_validator(mode="after")
+    def _default_is_an_agent(self) -> FunctionSettings:
+        if self.default_agent not in self.agents:
+            raise ValueError(
+                f"{Env.DEFAULT_AGENT.value}: {self.default_agent!r} is not one of "
+                f"{sorted(self.agents)}"
+            )
+        return self
+
+    def to_environment(self) -> dict[str, str]:
+        """The ``AGENTRY_*`` variables of a function (what the stack program sets)."""
+        return {
+            Env.TABLE_NAME.value: self.table_name,
+            Env.EVENT_BUS_NAME.value: self.event_bus_name,
+            Env.RUNTIME_VERSION.value: self.runtime_version,
+            Env.AGENTS_FILE.value: self.agents_file,
+            Env.DEFAULT_AGENT.value: self.default_agent,
+            Env.AGENTS.value: json.dumps(
+                {name: limits.model_dump(by_alias=True) for name, limits in self.agents.items()},
+                separators=(",", ":"),
+                sort_keys=True,
+            ),
+            Env.AGENT_TTL_DAYS.value: str(self.ttl_days),
+            Env.MAX_REQUEST_BYTES.value: str(self.max_request_bytes),
+        }
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> FunctionSettings:
+        """Read the variables back; a missing or bad one raises ``SettingsError`` naming it."""
+        raw: dict[str, Any] = {}
+        problems: list[str] = []
+        for field_name, variable in _VARIABLES.items():
+            value = environ.get(variable.value)
+            if value is None:
+                problems.append(f"{variable.value}: required, not set")
+            elif variable is Env.AGENTS:
+                try:
+                    raw[field_name] = json.loads(value)
+                except json.JSONDecodeError as exc:
+                    problems.append(f"{variable.value}: not JSON ({exc.msg})")
+            else:
+                raw[field_name] = value
+        if problems:
+            raise SettingsError("; ".join(problems))
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise SettingsError(
+                "; ".join(
+                    _variable_of(error["loc"]) + error["msg"].removeprefix("Value error, ")
+                    for error in exc.errors()
+                )
+            ) from None
+
+
+_VARIABLES: dict[str, Env] = {
+    "table_name": Env.TABLE_NAME,
+    "event_bus_name": Env.EVENT_BUS_NAME,
+    "runtime_version": Env.RUNTIME_VERSION,
+    "agents_file": Env.AGENTS_FILE,
+    "default_agent": Env.DEFAULT_AGENT,
+    "agents": Env.AGENTS,
+    "ttl_days": Env.AGENT_TTL_DAYS,
+    "max_request_bytes": Env.MAX_REQUEST_BYTES,
+}
+
+
+def _variable_of(loc: tuple[int | str, ...]) -> str:
+    """``"AGENTRY_AGENTS.flights.maxSteps: "`` for a location inside a variable's value."""
+    if not loc:
+        return ""  # a check across variables names them in its message
+    head, *rest = loc
+    variable = _VARIABLES.get(str(head))
+    name = variable.value if variable else str(head)
+    return ".".join([name, *map(str, rest)]) + ": "
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """Bounds of the reasoning loop for one agent (built from :class:`AgentLimits`)."""
+
+    max_steps: int = 60
+    max_tool_failures: int = 3
+    max_plan_retries: int = 2
+    token_budget: int = 12_000
+    tool_timeout_seconds: int = 10
+    tool_lease_seconds: int = 120
+    max_tool_result_chars: int = 16_000

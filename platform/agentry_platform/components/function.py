@@ -1,0 +1,155 @@
+"""An agent function: Lambda from the runtime bundle, its log group, role and (worker) queue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from agentry_platform.bundle import Bundle
+from agentry_platform.components._json import json_output
+from agentry_platform.lib.iam import (
+    Statement,
+    assume_role_policy,
+    lambda_logs_statements,
+    policy_document,
+    xray_statements,
+)
+from agentry_platform.lib.naming import lambda_log_group_name, physical_name
+from agentry_runtime.contract import Handler
+
+__all__ = ["AgentFunction", "AgentFunctionArgs", "QueueSource"]
+
+
+@dataclass
+class QueueSource:
+    """An SQS queue the function consumes in batches, reporting partial batch failures."""
+
+    queue_arn: pulumi.Input[str]
+    batch_size: int
+    max_concurrency: int
+
+
+@dataclass
+class AgentFunctionArgs:
+    """Inputs of :class:`AgentFunction`."""
+
+    stack: str
+    suffix: str
+    handler: Handler
+    bundle: Bundle
+    account_id: pulumi.Input[str]
+    memory_mb: int
+    timeout_seconds: int
+    reserved_concurrency: int | None
+    log_retention_days: int
+    environment: pulumi.Input[Mapping[str, str]]
+    statements: pulumi.Input[Sequence[Statement]]
+    tags: Mapping[str, str]
+    runtime: Literal["python3.12", "python3.13"] = "python3.12"
+    architecture: Literal["arm64", "x86_64"] = "arm64"
+    kms_key_arn: pulumi.Input[str] | None = None
+    queue: QueueSource | None = None
+
+
+class AgentFunction(pulumi.ComponentResource):
+    """A traced Lambda on the runtime bundle, with its own log group and least-privilege role."""
+
+    name: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    invoke_arn: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: AgentFunctionArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("agentry:function:AgentFunction", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        function_name = physical_name(args.stack, args.suffix)
+        version = args.bundle.runtime_version
+        tags = {**args.tags, "RuntimeVersion": version}
+        # Created before the function, so Lambda never auto-creates it without retention.
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=lambda_log_group_name(function_name),
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            tags=tags,
+            opts=child,
+        )
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            name=physical_name(args.stack, f"{args.suffix}-role"),
+            assume_role_policy=json_output(
+                pulumi.Output.from_input(args.account_id).apply(
+                    lambda account: assume_role_policy("lambda.amazonaws.com", account)
+                )
+            ),
+            tags=tags,
+            opts=child,
+        )
+        statements = pulumi.Output.all(
+            pulumi.Output.from_input(args.statements), self.log_group.arn
+        ).apply(
+            lambda a: policy_document([*a[0], *lambda_logs_statements(a[1]), *xray_statements()])
+        )
+        self.policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            name=physical_name(args.stack, f"{args.suffix}-policy"),
+            role=self.role.id,
+            policy=json_output(statements),
+            opts=child,
+        )
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            name=function_name,
+            description=f"Agentry {args.suffix} (runtime {version})",
+            role=self.role.arn,
+            handler=args.handler.value,
+            runtime=args.runtime,
+            architectures=[args.architecture],
+            code=pulumi.FileArchive(str(args.bundle.path)),
+            # The bundle is reproducible: an unchanged runtime keeps this hash and shows no diff.
+            source_code_hash=args.bundle.sha256_base64,
+            memory_size=args.memory_mb,
+            timeout=args.timeout_seconds,
+            reserved_concurrent_executions=args.reserved_concurrency,
+            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+                log_format="JSON", log_group=self.log_group.name
+            ),
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables=args.environment),
+            tags=tags,
+            # The role's policy must exist before the first invocation can use it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.policy]),
+        )
+        self.mapping: aws.lambda_.EventSourceMapping | None = None
+        if args.queue is not None:
+            self.mapping = aws.lambda_.EventSourceMapping(
+                f"{name}-queue-mapping",
+                event_source_arn=args.queue.queue_arn,
+                function_name=self.function.arn,
+                batch_size=args.queue.batch_size,
+                function_response_types=["ReportBatchItemFailures"],
+                scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
+                    maximum_concurrency=args.queue.max_concurrency
+                ),
+                tags=tags,
+                opts=child,
+            )
+        self.name = self.function.name
+        self.arn = self.function.arn
+        self.invoke_arn = self.function.invoke_arn
+        self.role_arn = self.role.arn
+        self.register_outputs(
+            {
+                "name": self.name,
+                "arn": self.arn,
+                "roleArn": self.role_arn,
+                "logGroup": self.log_group.name,
+                "runtimeVersion": version,
+            }
+        )

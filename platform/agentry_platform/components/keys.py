@@ -1,0 +1,57 @@
+"""The environment's customer-managed KMS key (prod), with rotation and an alias."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from agentry_platform.components._json import json_output
+from agentry_platform.lib.iam import key_policy
+from agentry_platform.lib.naming import physical_name
+
+__all__ = ["EncryptionKey", "EncryptionKeyArgs"]
+
+
+@dataclass
+class EncryptionKeyArgs:
+    """Inputs of :class:`EncryptionKey`."""
+
+    stack: str
+    region: str
+    account_id: pulumi.Input[str]
+    tags: Mapping[str, str]
+
+
+class EncryptionKey(pulumi.ComponentResource):
+    """A symmetric KMS key with yearly rotation, used by table, queues, topics and logs."""
+
+    arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: EncryptionKeyArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("agentry:keys:EncryptionKey", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        policy = pulumi.Output.from_input(args.account_id).apply(
+            lambda account: key_policy(account_id=account, region=args.region)
+        )
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description=f"Agentry {args.stack}: table, queues, topics and logs",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=json_output(policy),
+            tags=dict(args.tags),
+            opts=child,
+        )
+        self.alias = aws.kms.Alias(
+            f"{name}-alias",
+            name=f"alias/{physical_name(args.stack, 'key')}",
+            target_key_id=self.key.key_id,
+            opts=child,
+        )
+        self.arn = self.key.arn
+        self.register_outputs({"arn": self.arn, "alias": self.alias.name})
