@@ -218,6 +218,8 @@ def run(config: EnvironmentConfig) -> None:
             tags=tags,
         ),
     )
+    # Only the platform's own publishers may put agentry.* events on the bus (issue #11).
+    bus.restrict_publishers([worker.role_arn, api_function.role_arn, recovery.role_arn])
     # CloudWatch cannot publish to a topic under the AWS managed SNS key (its key policy does not
     # admit cloudwatch.amazonaws.com); only the CMK, whose policy does, delivers alarms.
     alarm_topic = NotificationTopic(

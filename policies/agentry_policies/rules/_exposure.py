@@ -32,7 +32,7 @@ def public_schema(extra_keys: tuple[str, ...] = ()) -> PolicyConfigSchema:
     )
 
 
-def _problems(statement: Statement, keys: list[str], noun: str) -> Found:
+def _problems(statement: Statement, keys: list[str], noun: str, wildcard_actions: bool) -> Found:
     if statement.effect == "Unknown":
         yield Undecided("policy Effect")
         return
@@ -49,7 +49,8 @@ def _problems(statement: Statement, keys: list[str], noun: str) -> Found:
             f"{statement.label} combines Allow with NotAction on the {noun}; list the actions "
             "it allows."
         )
-    if any(set(a) <= {"*", ":", "?"} or a.endswith(":*") for a in statement.known_actions):
+    wide = any(set(a) <= {"*", ":", "?"} or a.endswith(":*") for a in statement.known_actions)
+    if wildcard_actions and wide:
         yield f"{statement.label} allows every action on the {noun}; list the actions needed."
     public = is_public(statement, keys)
     if public is None:
@@ -62,11 +63,21 @@ def _problems(statement: Statement, keys: list[str], noun: str) -> Found:
         )
 
 
-def check_public(args: ResourceValidationArgs, config: Mapping[str, Any], noun: str) -> Found:
-    """Problems of every resource policy the resource declares, as a no-public-access rule."""
+def check_public(
+    args: ResourceValidationArgs,
+    config: Mapping[str, Any],
+    noun: str,
+    *,
+    wildcard_actions: bool = True,
+) -> Found:
+    """Problems of every resource policy the resource declares, as a no-public-access rule.
+
+    ``wildcard_actions`` False accepts ``svc:*`` granted to named principals (a key policy's
+    documented default gives ``kms:*`` to the account, which then decides through IAM).
+    """
     parsed, undecided = documents(args.resource_type, args.props, RESOURCE)
     yield from undecided
     keys = list(config.get("restrictingConditionKeys", []))
     for document in parsed:
         for statement in document.statements:
-            yield from _problems(statement, keys, noun)
+            yield from _problems(statement, keys, noun, wildcard_actions)

@@ -30,7 +30,7 @@ def _check_rotation(args: ResourceValidationArgs, _config: Mapping[str, Any]) ->
 
 
 def _check_public(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Found:
-    return check_public(args, config, "key")
+    return check_public(args, config, "key", wildcard_actions=False)
 
 
 KMS_KEY_ROTATION = resource_policy(
