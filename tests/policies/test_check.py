@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from policy_graphs import PACK_CONFIG, function, graph, queue, table
+from policy_graphs import PACK_CONFIG, function, graph, queue, queue_policy, table
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 from typer.testing import CliRunner
 
@@ -97,7 +97,8 @@ def _check(project: Path, *extra: str, graph_file: str = "graph.json") -> Any:
 
 
 def test_cli_exit_0_when_clean_and_1_on_a_mandatory_violation(tmp_path: Path) -> None:
-    clean = _check(_project(tmp_path / "a", PACK_CONFIG, [queue("q", dlq="d"), queue("d")]))
+    queues = [queue("q", dlq="d"), queue("d"), queue_policy("q"), queue_policy("d")]
+    clean = _check(_project(tmp_path / "a", PACK_CONFIG, queues))
     assert clean.exit_code == 0, clean.output
     dirty = _check(_project(tmp_path / "b", PACK_CONFIG, [queue("q"), table()]))
     assert dirty.exit_code == 1
