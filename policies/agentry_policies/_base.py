@@ -192,7 +192,8 @@ def refers_to(resource: PolicyResource, prop: str, target: PolicyResource) -> bo
         return True
     value = _props.peek(resource.props, prop)
     if value is _props.UNKNOWN:
-        return None
+        # Computed from other resources only: it cannot name this one.
+        return False if resource.property_dependencies.get(prop) else None
     if not isinstance(value, str) or not value:
         return False
     identities = {

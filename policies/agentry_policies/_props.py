@@ -65,11 +65,18 @@ def is_unknown(value: Any) -> bool:
     return value is UNKNOWN or (isinstance(value, str) and value in UNKNOWN_SENTINELS)
 
 
+_MISSING: Final = object()
+
+
 def _item(container: Any, key: Any) -> Any:
+    # Not ``key in container``: a Mapping's __contains__ reads the value, which raises for an
+    # unknown one in the engine's proxies.
     try:
         value = container[key]
     except UnknownValueError:
         return UNKNOWN
+    except (KeyError, IndexError):
+        return _MISSING
     return UNKNOWN if is_unknown(value) else value
 
 
@@ -83,9 +90,11 @@ def peek(props: Any, *path: str) -> Any:
     for key in path:
         if is_unknown(value):
             return UNKNOWN
-        if not is_mapping(value) or key not in value:
+        if not is_mapping(value):
             return None
         value = _item(value, key)
+        if value is _MISSING:
+            return None
     return UNKNOWN if is_unknown(value) else value
 
 
