@@ -383,3 +383,17 @@ def make_unknown(graph: Graph, name: str, key: str = "policy") -> Graph:
     copied = copy.deepcopy(graph)
     find(copied, name)["inputs"][key] = _UNKNOWN
     return copied
+
+
+def unknown_then_violation(graph: Graph) -> Graph:
+    """The api policy unknown (it is judged first), then a worker policy granting bedrock:*."""
+    copied = make_unknown(graph, "api-policy")
+    _edit_document("worker-policy", _public_grant("bedrock:*"))(copied)
+    return copied
+
+
+def _public_grant(action: str) -> Callable[[list[dict[str, Any]]], None]:
+    def edit(statements: list[dict[str, Any]]) -> None:
+        statements.append({"Effect": "Allow", "Action": action, "Resource": "*"})
+
+    return edit

@@ -30,7 +30,7 @@ import grpc
 import jsonschema
 import pytest
 from google.protobuf import empty_pb2, json_format, struct_pb2
-from mutations import MUTATIONS, PREVIEW_MUTATIONS, make_unknown, mutated
+from mutations import MUTATIONS, PREVIEW_MUTATIONS, mutated, unknown_then_violation
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from agentry_stacks.check import (
@@ -218,7 +218,7 @@ def _graph_cases(
         yield "prod", f"prod-{mutation.id}", mutated(graphs["prod"], mutation)
     for mutation in PREVIEW_MUTATIONS:
         yield "prod", f"preview-{mutation.id}", mutated(preview_graphs["prod"], mutation)
-    yield "prod", "prod-one-unknown", make_unknown(graphs["prod"], "api-policy")
+    yield "prod", "prod-one-unknown", unknown_then_violation(graphs["prod"])
 
 
 def test_pack_over_grpc_agrees_with_agentry_check(
@@ -242,7 +242,7 @@ def test_pack_over_grpc_agrees_with_agentry_check(
         blocked += any(level == "mandatory" for _p, _u, level, _m in served)
     # AND the comparison covered passing and blocking graphs alike
     assert compared == 5 + len(MUTATIONS) + len(PREVIEW_MUTATIONS)
-    assert blocked == len(MUTATIONS) + len(PREVIEW_MUTATIONS)
+    assert blocked == len(MUTATIONS) + len(PREVIEW_MUTATIONS) + 1
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mutations import MUTATIONS, PREVIEW_MUTATIONS, Mutation, find, make_unknown, mutated
+from mutations import (
+    MUTATIONS,
+    PREVIEW_MUTATIONS,
+    Mutation,
+    find,
+    mutated,
+    unknown_then_violation,
+)
 from typer.testing import CliRunner
 
 from agentry_policies.documents import Decision, Request, evaluate, parse_document
@@ -190,8 +197,8 @@ def test_unknown_value_of_one_resource_does_not_downgrade_others(
     graphs: dict[str, dict[str, Any]],
 ) -> None:
     # GIVEN the api policy is not known yet (it is checked first) and the worker's grants bedrock:*
-    graph = make_unknown(graphs["prod"], "api-policy")
-    name = _edit_worker_policy(graph, _add_bedrock_star)
+    graph = unknown_then_violation(graphs["prod"])
+    name = "worker-policy"
     # WHEN checked
     report = _check("prod", graph)
     levels = {(v.policy, v.resource): v.enforcement for v in report.violations}
