@@ -107,7 +107,7 @@ def test_cli_exit_0_when_clean_and_1_on_a_mandatory_violation(tmp_path: Path) ->
 
 def test_cli_json_report(tmp_path: Path) -> None:
     # GIVEN a queue without redrive WHEN checked with --json
-    result = _check(_project(tmp_path, PACK_CONFIG, [queue("q")]), "--json")
+    result = _check(_project(tmp_path, PACK_CONFIG, [queue("q"), queue_policy("q")]), "--json")
     # THEN the JSON report names the rule, the resource and the counts
     report = json.loads(result.stdout)
     assert set(report) == {"stack", "violations", "mandatory", "advisory"}
