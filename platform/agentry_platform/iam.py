@@ -233,11 +233,13 @@ def bus_policy(
 
     Inside the account, an identity policy alone would let any role put ``agentry.*`` events
     (a forged ``Agent Error`` would restart a finished agent), so the bus denies them to every
-    other principal. EventBridge resource policies accept Deny statements and evaluate the
-    ``events:source`` key on PutEvents (EventBridge user guide, "Using IAM policy conditions
-    in Amazon EventBridge": https://docs.aws.amazon.com/eventbridge/latest/userguide/
-    eb-use-conditions.html; Service Authorization Reference, Amazon EventBridge: PutEvents
-    supports events:source and events:detail-type).
+    other principal. Event bus policies accept Deny statements ("Example policy: Deny sending
+    events from specific Regions", https://docs.aws.amazon.com/eventbridge/latest/userguide/
+    eb-event-bus-example-policy-deny-regions.html) and test ``events:source`` on PutEvents
+    ("Example policy: Send events to a custom bus in a different account", .../userguide/
+    eb-event-bus-example-policy-cross-account-custom-bus-source.html; Service Authorization
+    Reference for EventBridge). One PutEvents call carries many entries, so the source is a
+    multivalued key: ``ForAnyValue`` denies a batch as soon as one entry claims our source.
     """
     if not publisher_arns:
         raise ValueError("publisher_arns: at least one publishing role is required")
@@ -250,7 +252,7 @@ def bus_policy(
                 "Action": "events:PutEvents",
                 "Resource": bus_arn,
                 "Condition": {
-                    "StringLike": {"events:source": list(sources)},
+                    "ForAnyValue:StringLike": {"events:source": list(sources)},
                     "ArnNotEquals": {"aws:PrincipalArn": sorted(publisher_arns)},
                 },
             }

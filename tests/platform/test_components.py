@@ -187,7 +187,7 @@ def test_event_bus_policy_names_the_publishers(mocks: Any) -> Any:
         [deny] = json.loads(inputs["policy"])["Statement"]
         assert deny["Effect"] == "Deny"
         assert deny["Condition"]["ArnNotEquals"] == {"aws:PrincipalArn": sorted(roles)}
-        assert deny["Condition"]["StringLike"] == {"events:source": ["agentry.*"]}
+        assert deny["Condition"]["ForAnyValue:StringLike"] == {"events:source": ["agentry.*"]}
 
     # AND a second call is refused (one policy per bus)
     with pytest.raises(ValueError, match="already attached"):

@@ -228,6 +228,11 @@ def test_bus_policy_refuses_agentry_events_from_anyone_but_the_publishers() -> N
     assert _decide(doc, outsider) is Decision.EXPLICIT_DENY
     platform = Request(_RECOVERY, "events:PutEvents", _BUS, forged)
     assert _decide(doc, platform) is Decision.IMPLICIT_DENY  # its identity policy decides
+    # AND a batch that hides one forged entry among others is refused whole
+    mixed = {"events:source": ["ops.deploys", "agentry.recovery"]}
+    assert _decide(doc, Request(_OUTSIDER, "events:PutEvents", _BUS, mixed)) is (
+        Decision.EXPLICIT_DENY
+    )
     with pytest.raises(ValueError, match="publisher_arns"):
         bus_policy(bus_arn=_BUS, publisher_arns=[])
 

@@ -175,7 +175,8 @@ def _check_bus(resources: list[PolicyResource], config: Mapping[str, Any]) -> St
         outsider = f"arn:aws:iam::{_account(arn)}:role/{OUTSIDER_ROLE}"
         roles = _roles(resources)
         for source in sources:
-            context = {"events:source": source, "aws:SecureTransport": "true"}
+            # A batch: one entry of another source, one claiming the protected one.
+            context = {"events:source": ["probe.other", source], "aws:SecureTransport": "true"}
             if _decide(policies, Request(outsider, "events:PutEvents", arn, context)) is not (
                 Decision.EXPLICIT_DENY
             ):
