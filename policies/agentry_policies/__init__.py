@@ -10,15 +10,21 @@ from __future__ import annotations
 from pulumi_policy import EnforcementLevel, Policy
 
 from agentry_policies.rules import (
+    apigateway,
     bedrock,
     dynamodb,
+    events,
     iam,
+    kms,
     lambda_,
+    logs,
     orchestration,
+    s3,
     sns,
     sqs,
     stack,
     tags,
+    trust,
 )
 
 PACK_NAME = "agentry-guardrails"
@@ -32,6 +38,12 @@ ALL_POLICIES: tuple[Policy, ...] = (
     *dynamodb.POLICIES,
     *sqs.POLICIES,
     *sns.POLICIES,
+    *kms.POLICIES,
+    *events.POLICIES,
+    *trust.POLICIES,
+    *apigateway.POLICIES,
+    *logs.POLICIES,
+    *s3.POLICIES,
     *orchestration.POLICIES,
     *tags.POLICIES,
     *stack.POLICIES,

@@ -3,6 +3,11 @@
 A rule's check is a plain function yielding one remediation message per problem; the builders
 wrap it in the pulumi_policy object, filter on resource type and prefix every message with the
 resource's name, so every violation names the resource whatever rule reports it.
+
+Preview-proof rules: a check yields :class:`Undecided` for what depends on a value that is not
+known yet, and goes on judging the rest. The builder reports every decided violation first, then
+raises the SDK's own ``UnknownValueError`` once, which the engine turns into one advisory note
+for that evaluation alone (pulumi_policy ``_PolicyAnalyzerServicer.Analyze``).
 """
 
 from __future__ import annotations
@@ -20,19 +25,41 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from agentry_policies import _props
 from agentry_policies.documents import (
     PolicyDocument,
     PolicyDocumentError,
+    UndecidableError,
     parse_document,
     raw_documents,
 )
 
-ResourceCheck = Callable[[ResourceValidationArgs, Mapping[str, Any]], Iterable[str]]
+
+class Undecided:
+    """Yielded by a check for a part it cannot judge yet: ``what`` names the unknown input."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"Undecided({self.what!r})"
+
+
+#: What a resource check yields: remediation messages and the parts it cannot judge yet.
+Found = Iterable["str | Undecided"]
+ResourceCheck = Callable[[ResourceValidationArgs, Mapping[str, Any]], Iterable["str | Undecided"]]
 StackCheck = Callable[
-    [list[PolicyResource], Mapping[str, Any]], Iterable[tuple[PolicyResource, str]]
+    [list[PolicyResource], Mapping[str, Any]],
+    Iterable["tuple[PolicyResource, str] | Undecided"],
 ]
+
+
+def _raise_undecided(undecided: list[Undecided]) -> None:
+    if undecided:
+        names = sorted({u.what for u in undecided})
+        raise UnknownValueError(_props.UNKNOWN_STRING, [", ".join(names)])
 
 
 def settings(config: Mapping[str, Any] | None, schema: PolicyConfigSchema) -> dict[str, Any]:
@@ -64,8 +91,13 @@ def resource_policy(
         if types is not None and args.resource_type not in types:
             return
         config = settings(args.get_config(), config_schema)
+        undecided: list[Undecided] = []
         for message in check(args, config):
-            report_violation(f"{label(args.name, args.resource_type)}: {message}", None)
+            if isinstance(message, Undecided):
+                undecided.append(message)
+            else:
+                report_violation(f"{label(args.name, args.resource_type)}: {message}", None)
+        _raise_undecided(undecided)
 
     return ResourceValidationPolicy(
         name=name,
@@ -89,10 +121,16 @@ def stack_policy(
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         config = settings(args.get_config(), config_schema)
-        for resource, message in check(list(args.resources), config):
+        undecided: list[Undecided] = []
+        for found in check(list(args.resources), config):
+            if isinstance(found, Undecided):
+                undecided.append(found)
+                continue
+            resource, message = found
             report_violation(
                 f"{label(resource.name, resource.resource_type)}: {message}", resource.urn
             )
+        _raise_undecided(undecided)
 
     return StackValidationPolicy(
         name=name,
@@ -103,22 +141,65 @@ def stack_policy(
     )
 
 
-def valid_documents(args: ResourceValidationArgs, types: frozenset[str]) -> list[PolicyDocument]:
-    """The resource's policy documents that parse, if its type is in ``types``.
+def documents(
+    resource_type: str, props: Any, kinds: frozenset[str] | None = None
+) -> tuple[list[PolicyDocument], list[Undecided]]:
+    """The resource's policy documents that parse (of ``kinds``: identity, resource, trust), and
+    one :class:`Undecided` per document that is not known yet.
 
     Documents that do not parse are skipped here: reporting them is the validity rule's job.
     """
-    if args.resource_type not in types:
-        return []
     parsed: list[PolicyDocument] = []
-    for source, raw in raw_documents(args.resource_type, args.props):
+    undecided: list[Undecided] = []
+    for source, raw, kind in raw_documents(resource_type, props):
+        if kinds is not None and kind not in kinds:
+            continue
         try:
-            parsed.append(parse_document(raw, source))
+            parsed.append(parse_document(raw, source, kind))
+        except UndecidableError:
+            undecided.append(Undecided(source))
         except PolicyDocumentError:
             continue
-    return parsed
+    return parsed, undecided
+
+
+IDENTITY = frozenset({"identity"})
+RESOURCE = frozenset({"resource"})
+TRUST = frozenset({"trust"})
 
 
 def arn_name(arn: str) -> str:
     """The last name segment of an ARN (after the last ``:`` or ``/``)."""
     return arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+
+
+def depends_on(resource: PolicyResource, prop: str, target: PolicyResource) -> bool:
+    """True when input ``prop`` of ``resource`` is computed from ``target`` (property deps).
+
+    This is how a stack rule links a policy to its queue, bus or topic when the ARN or URL that
+    links them is not known yet (a first preview).
+    """
+    return any(dep.urn == target.urn for dep in resource.property_dependencies.get(prop, []))
+
+
+def refers_to(resource: PolicyResource, prop: str, target: PolicyResource) -> bool | None:
+    """Whether input ``prop`` of ``resource`` names ``target`` (by ARN, URL, name or id).
+
+    Property dependencies decide first; then the known values. None when the value is unknown
+    and no dependency says which resource it comes from.
+    """
+    if depends_on(resource, prop, target):
+        return True
+    value = _props.peek(resource.props, prop)
+    if value is _props.UNKNOWN:
+        # Computed from other resources only: it cannot name this one.
+        return False if resource.property_dependencies.get(prop) else None
+    if not isinstance(value, str) or not value:
+        return False
+    identities = {
+        _props.text(_props.peek(target.props, key)) for key in ("arn", "url", "name", "id")
+    }
+    identities.discard("")
+    return value in identities or (
+        value.startswith("https://") and value.rsplit("/", 1)[-1] in identities
+    )

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pytest
 
 from agentry_platform.bundle import Bundle
+from agentry_platform.components.bus import EventBus, EventBusArgs
 from agentry_platform.components.function import AgentFunction, AgentFunctionArgs, QueueSource
 from agentry_platform.components.queue import StepQueue, StepQueueArgs
 from agentry_platform.components.table import AgentTable, AgentTableArgs
@@ -54,13 +56,21 @@ def test_step_queue_has_dlq_redrive_sse_and_rule_only_policy(mocks: Any) -> Any:
         }
         assert main["sqsManagedSseEnabled"] is True
         assert mocks.inputs["steps-dlq"]["sqsManagedSseEnabled"] is True
-        # AND only the step rule may send to it
+        # AND only the step rule may send to it, and only over TLS
         policy = json.loads(mocks.inputs["steps-policy"]["policy"])
-        [stmt] = policy["Statement"]
-        assert stmt["Condition"] == {"ArnLike": {"aws:SourceArn": [rule]}}
+        allow, tls = policy["Statement"]
+        assert allow["Condition"] == {"ArnLike": {"aws:SourceArn": [rule]}}
+        assert tls["Effect"] == "Deny"
+        assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         assert main["tags"] == TAGS
+        # AND the DLQ, which no service sends to, refuses plain HTTP too
+        [dlq_tls] = json.loads(mocks.inputs["steps-dlq-policy"]["policy"])["Statement"]
+        assert dlq_tls == {
+            **tls,
+            "Resource": f"arn:aws:sqs:us-east-1:{ACCOUNT}:agentry-test-steps-dlq",
+        }
 
-    return pulumi.Output.all(queue.arn, queue.policy.urn).apply(check)
+    return pulumi.Output.all(queue.arn, queue.policy.urn, queue.dlq_policy.urn).apply(check)
 
 
 @pulumi.runtime.test
@@ -162,3 +172,25 @@ def test_function_without_queue_has_no_mapping(mocks: Any) -> Any:
         assert "worker-queue-mapping" not in mocks.inputs
 
     return function.arn.apply(check)
+
+
+@pulumi.runtime.test
+def test_event_bus_policy_names_the_publishers(mocks: Any) -> Any:
+    # GIVEN a bus whose publishers are two roles
+    bus = EventBus("events", EventBusArgs(stack="test", archive_days=7, tags=TAGS))
+    roles = [f"arn:aws:iam::{ACCOUNT}:role/agentry-test-{n}-role" for n in ("worker", "api")]
+    policy = bus.restrict_publishers(roles)
+
+    def check(_: Any) -> None:
+        # THEN one bus policy on that bus denies agentry.* events to every other principal
+        inputs = mocks.inputs["events-policy"]
+        assert inputs["eventBusName"] == "agentry-test-bus"
+        [deny] = json.loads(inputs["policy"])["Statement"]
+        assert deny["Effect"] == "Deny"
+        assert deny["Condition"]["ArnNotEquals"] == {"aws:PrincipalArn": sorted(roles)}
+        assert deny["Condition"]["ForAnyValue:StringLike"] == {"events:source": ["agentry.*"]}
+
+    # AND a second call is refused (one policy per bus)
+    with pytest.raises(ValueError, match="already attached"):
+        bus.restrict_publishers(roles)
+    return pulumi.Output.all(policy.urn, bus.arn).apply(check)

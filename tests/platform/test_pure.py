@@ -14,7 +14,10 @@ from agentry_platform.lib.bedrock import (
     foundation_model_arn,
 )
 from agentry_platform.lib.iam import (
+    bus_policy,
+    deny_insecure_transport,
     queue_send_policy,
+    queue_tls_policy,
     recovery_statements,
     rule_arn,
     topic_publish_policy,
@@ -23,6 +26,7 @@ from agentry_platform.lib.iam import (
 from agentry_platform.lib.naming import physical_name, stack_tags
 from agentry_platform.lib.patterns import error_pattern, step_pattern
 from agentry_platform.lib.recovery_definition import backoff_delays, recovery_definition
+from agentry_policies.documents import Decision, Request, evaluate, parse_document
 from agentry_runtime.contract import (
     EVENT_SOURCE,
     RECOVERY_SOURCE,
@@ -153,16 +157,84 @@ def test_rule_arn_nests_under_custom_bus() -> None:
     assert arn == "arn:aws:events:us-east-1:1:rule/agentry-dev-bus/agentry-dev-steps"
 
 
-def test_queue_policy_admits_only_named_rules() -> None:
-    [stmt] = queue_send_policy(queue_arn="q", source_arns=["r"])["Statement"]
+def test_queue_policy_admits_only_named_rules_over_tls() -> None:
+    stmt, tls = queue_send_policy(queue_arn="q", source_arns=["r"])["Statement"]
     assert stmt["Principal"] == {"Service": "events.amazonaws.com"}
     assert stmt["Condition"] == {"ArnLike": {"aws:SourceArn": ["r"]}}
+    assert tls == deny_insecure_transport(["sqs:*"], "q")
+    assert queue_tls_policy(queue_arn="q")["Statement"] == [tls]
+
+
+_ACCOUNT = "123456789012"
+_TOPIC = f"arn:aws:sns:us-east-1:{_ACCOUNT}:agentry-test-needs-human"
+_BUS = f"arn:aws:events:us-east-1:{_ACCOUNT}:event-bus/agentry-test-bus"
+_RECOVERY = f"arn:aws:iam::{_ACCOUNT}:role/agentry-test-recovery-role"
+_OUTSIDER = f"arn:aws:iam::{_ACCOUNT}:role/someone-else"
+
+
+def _decide(document: dict[str, Any], request: Request) -> Decision:
+    # Judged by the policy pack's own evaluator, the reader the pack's rules use.
+    return evaluate([parse_document(document, "policy", "resource")], request)
 
 
 def test_topic_policy_lets_only_the_role_publish() -> None:
-    doc = topic_publish_policy(topic_arn="t", account_id="1", role_arns=["role"])
-    publishers = [s for s in doc["Statement"] if "sns:Publish" in json.dumps(s["Action"])]
-    assert [s["Principal"] for s in publishers] == [{"AWS": ["role"]}]
+    doc = topic_publish_policy(topic_arn=_TOPIC, account_id=_ACCOUNT, role_arns=[_RECOVERY])
+    allows = [s for s in doc["Statement"] if s["Effect"] == "Allow"]
+    publishers = [s for s in allows if "sns:Publish" in json.dumps(s["Action"])]
+    assert [s["Principal"] for s in publishers] == [{"AWS": [_RECOVERY]}]
+    # AND every other principal of the account, or a service, is refused explicitly
+    for principal in (_OUTSIDER, "cloudwatch.amazonaws.com"):
+        decision = _decide(doc, Request(principal, "sns:Publish", _TOPIC))
+        assert decision is Decision.EXPLICIT_DENY, principal
+    assert _decide(doc, Request(_RECOVERY, "sns:Publish", _TOPIC)) is Decision.ALLOW
+    plain = Request(_RECOVERY, "sns:Publish", _TOPIC, {"aws:SecureTransport": "false"})
+    assert _decide(doc, plain) is Decision.EXPLICIT_DENY
+
+
+def test_alarm_topic_admits_cloudwatch_of_this_account_only() -> None:
+    doc = topic_publish_policy(
+        topic_arn=_TOPIC, account_id=_ACCOUNT, service="cloudwatch.amazonaws.com"
+    )
+    own = {"aws:SourceAccount": _ACCOUNT}
+    cloudwatch = Request("cloudwatch.amazonaws.com", "sns:Publish", _TOPIC, own)
+    assert _decide(doc, cloudwatch) is Decision.ALLOW
+    foreign = Request("cloudwatch.amazonaws.com", "sns:Publish", _TOPIC, {"aws:SourceAccount": "1"})
+    assert _decide(doc, foreign) is Decision.EXPLICIT_DENY
+    assert _decide(doc, Request(_OUTSIDER, "sns:Publish", _TOPIC)) is Decision.EXPLICIT_DENY
+    other = Request("events.amazonaws.com", "sns:Publish", _TOPIC, own)
+    assert _decide(doc, other) is Decision.EXPLICIT_DENY
+
+
+def test_topic_policy_admits_the_rules_that_route_to_it() -> None:
+    rule = f"arn:aws:events:us-east-1:{_ACCOUNT}:rule/agentry-test-bus/needs-approval"
+    doc = topic_publish_policy(
+        topic_arn=_TOPIC, account_id=_ACCOUNT, role_arns=[_RECOVERY], rule_arns=[rule]
+    )
+    context = {"aws:SourceArn": rule, "aws:SourceAccount": _ACCOUNT}
+    routed = Request("events.amazonaws.com", "sns:Publish", _TOPIC, context)
+    assert _decide(doc, routed) is Decision.ALLOW
+    stray = {**context, "aws:SourceArn": rule.replace("needs-approval", "other")}
+    assert _decide(doc, Request("events.amazonaws.com", "sns:Publish", _TOPIC, stray)) is (
+        Decision.EXPLICIT_DENY
+    )
+    with pytest.raises(ValueError, match="publishing"):
+        topic_publish_policy(topic_arn=_TOPIC, account_id=_ACCOUNT)
+
+
+def test_bus_policy_refuses_agentry_events_from_anyone_but_the_publishers() -> None:
+    doc = bus_policy(bus_arn=_BUS, publisher_arns=[_RECOVERY])
+    forged = {"events:source": "agentry.runtime", "events:detail-type": "Agent Error"}
+    outsider = Request(_OUTSIDER, "events:PutEvents", _BUS, forged)
+    assert _decide(doc, outsider) is Decision.EXPLICIT_DENY
+    platform = Request(_RECOVERY, "events:PutEvents", _BUS, forged)
+    assert _decide(doc, platform) is Decision.IMPLICIT_DENY  # its identity policy decides
+    # AND a batch that hides one forged entry among others is refused whole
+    mixed = {"events:source": ["ops.deploys", "agentry.recovery"]}
+    assert _decide(doc, Request(_OUTSIDER, "events:PutEvents", _BUS, mixed)) is (
+        Decision.EXPLICIT_DENY
+    )
+    with pytest.raises(ValueError, match="publisher_arns"):
+        bus_policy(bus_arn=_BUS, publisher_arns=[])
 
 
 # --- recovery definition --------------------------------------------------------------------

@@ -147,3 +147,35 @@ def table(**overrides: Any) -> dict[str, Any]:
 def graph(*resources: dict[str, Any], stack: str = "test") -> dict[str, Any]:
     """A graph document holding deep copies of ``resources``."""
     return {"stack": stack, "project": "agentry", "resources": copy.deepcopy(list(resources))}
+
+
+def arn(service: str, resource_path: str, region: str = REGION) -> str:
+    """An ARN of the fixtures' account."""
+    return f"arn:aws:{service}:{region}:{ACCOUNT}:{resource_path}"
+
+
+def tls_deny(actions: Any, resource_arn: str) -> dict[str, Any]:
+    """The statement that refuses plain HTTP for ``actions`` on ``resource_arn``."""
+    return {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": actions,
+        "Resource": resource_arn,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def document(*statements: dict[str, Any]) -> str:
+    """A policy document as the JSON string the engine sends."""
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def queue_policy(name: str, *statements: dict[str, Any]) -> dict[str, Any]:
+    """A QueuePolicy on queue ``agentry-test-<name>``: TLS-only unless ``statements`` given."""
+    queue_arn = arn("sqs", f"agentry-test-{name}")
+    body = statements or (tls_deny("sqs:*", queue_arn),)
+    return resource(
+        "aws:sqs/queuePolicy:QueuePolicy",
+        f"{name}-policy",
+        {"queueUrl": f"https://sqs/agentry-test-{name}", "policy": document(*body)},
+    )

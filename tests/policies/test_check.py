@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from policy_graphs import PACK_CONFIG, function, graph, queue, table
+from policy_graphs import PACK_CONFIG, function, graph, queue, queue_policy, table
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 from typer.testing import CliRunner
 
@@ -102,7 +102,8 @@ def _check(project: Path, *extra: str, graph_file: str = "graph.json") -> Any:
 
 
 def test_cli_exit_0_when_clean_and_1_on_a_mandatory_violation(tmp_path: Path) -> None:
-    clean = _check(_project(tmp_path / "a", PACK_CONFIG, [queue("q", dlq="d"), queue("d")]))
+    queues = [queue("q", dlq="d"), queue("d"), queue_policy("q"), queue_policy("d")]
+    clean = _check(_project(tmp_path / "a", PACK_CONFIG, queues))
     assert clean.exit_code == 0, clean.output
     dirty = _check(_project(tmp_path / "b", PACK_CONFIG, [queue("q"), table()]))
     assert dirty.exit_code == 1
@@ -111,7 +112,7 @@ def test_cli_exit_0_when_clean_and_1_on_a_mandatory_violation(tmp_path: Path) ->
 
 def test_cli_json_report(tmp_path: Path) -> None:
     # GIVEN a queue without redrive WHEN checked with --json
-    result = _check(_project(tmp_path, PACK_CONFIG, [queue("q")]), "--json")
+    result = _check(_project(tmp_path, PACK_CONFIG, [queue("q"), queue_policy("q")]), "--json")
     # THEN the JSON report names the rule, the resource and the counts
     report = json.loads(result.stdout)
     assert set(report) == {"stack", "violations", "mandatory", "advisory"}

@@ -84,3 +84,11 @@ def test_some_rules_are_advisory_in_dev_and_mandatory_in_prod() -> None:
     relaxed = [p.name for p in ALL_POLICIES if level("dev", p.name) == "advisory"]
     assert relaxed
     assert all(level("prod", name) == "mandatory" for name in relaxed)
+
+
+def test_readme_lists_every_rule_with_its_enforcement_per_stack() -> None:
+    # GIVEN the table generated from the pack and the stacks' pack configs
+    from readme_rules import README, current_table, rules_table
+
+    # THEN the README holds exactly that table (rewrite: python tests/policies/readme_rules.py)
+    assert current_table(README.read_text(encoding="utf-8")) == rules_table()

@@ -11,17 +11,21 @@ from policy_graphs import (
     PACK_CONFIG,
     PROFILE_ARN,
     TAGS,
+    arn,
     bedrock_statements,
+    document,
     function,
     graph,
     log_group,
     model_arn,
     queue,
+    queue_policy,
     resource,
     role,
     role_policy,
     statement,
     table,
+    tls_deny,
 )
 
 from agentry_policies import ALL_POLICIES
@@ -62,6 +66,145 @@ def _target(**overrides: Any) -> dict[str, Any]:
     }
     inputs.update(overrides)
     return resource(_TARGET, "step-target", {k: v for k, v in inputs.items() if v is not None})
+
+
+_TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
+_QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
+_BUS_POLICY = "aws:cloudwatch/eventBusPolicy:EventBusPolicy"
+_BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+_EVENT_PERMISSION = "aws:cloudwatch/eventPermission:EventPermission"
+_ROLE_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+_PERMISSION = "aws:lambda/permission:Permission"
+_FUNCTION_URL = "aws:lambda/functionUrl:FunctionUrl"
+_ROUTE = "aws:apigatewayv2/route:Route"
+_STAGE = "aws:apigatewayv2/stage:Stage"
+_AWS_POLICY = "arn:aws:iam::aws:policy/"
+_BUS_ARN = arn("events", "event-bus/agentry-test-bus")
+_TOPIC_ARN = arn("sns", "agentry-test-needs-human")
+_DLQ_ARN = arn("sqs", "agentry-test-steps-dlq")
+_RECOVERY_ARN = f"arn:aws:iam::{ACCOUNT}:role/agentry-test-recovery"
+
+
+def _with_inputs(item: dict[str, Any], **inputs: Any) -> dict[str, Any]:
+    item["inputs"].update(inputs)
+    return item
+
+
+def _resource_policy(
+    type_: str, name: str, action: Any, principal: Any, **extra: Any
+) -> dict[str, Any]:
+    body = statement(action, "*", Principal=principal, **extra)
+    return resource(type_, name, {"policy": document(body)})
+
+
+def _events_send() -> dict[str, Any]:
+    return statement(
+        "sqs:SendMessage",
+        _DLQ_ARN,
+        Principal={"Service": "events.amazonaws.com"},
+        Condition={"ArnLike": {"aws:SourceArn": arn("events", "rule/agentry-test-bus/*")}},
+    )
+
+
+def _root_key_statement() -> dict[str, Any]:
+    return statement("kms:*", "*", Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"})
+
+
+def _public_key_statement() -> dict[str, Any]:
+    return statement("kms:*", "*", Principal={"AWS": "*"})
+
+
+def _key(*statements: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    inputs = {"policy": document(*statements), "enableKeyRotation": True, "tags": TAGS}
+    inputs.update(overrides)
+    return resource("aws:kms/key:Key", "key", inputs)
+
+
+def _trust(principal: Any, **extra: Any) -> str:
+    return document(statement("sts:AssumeRole", None, Principal=principal, **extra))
+
+
+def _bus() -> dict[str, Any]:
+    return resource(
+        "aws:cloudwatch/eventBus:EventBus",
+        "bus",
+        {"name": "agentry-test-bus", "tags": TAGS},
+        {"arn": _BUS_ARN, "name": "agentry-test-bus"},
+    )
+
+
+def _publisher_policy() -> dict[str, Any]:
+    return role_policy("worker-policy", [statement("events:PutEvents", _BUS_ARN)])
+
+
+def _bus_policy(publishers: list[str]) -> dict[str, Any]:
+    deny = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "events:PutEvents",
+        "Resource": _BUS_ARN,
+        "Condition": {
+            "StringLike": {"events:source": "agentry.*"},
+            "ArnNotEquals": {"aws:PrincipalArn": publishers},
+        },
+    }
+    return resource(
+        _BUS_POLICY, "bus-policy", {"eventBusName": "agentry-test-bus", "policy": document(deny)}
+    )
+
+
+def _topic_world() -> list[dict[str, Any]]:
+    """The human topic, the recovery role that publishes to it, and a worker role that does not."""
+    topic = resource(
+        _TOPIC,
+        "human",
+        {"name": "agentry-test-needs-human", "kmsMasterKeyId": "alias/k"},
+        {"arn": _TOPIC_ARN},
+    )
+    recovery = role("recovery-role", "agentry-test-recovery")
+    grant = resource(
+        "aws:iam/rolePolicy:RolePolicy",
+        "recovery-policy",
+        {"role": "agentry-test-recovery", "policy": document(statement("sns:Publish", _TOPIC_ARN))},
+    )
+    return [topic, recovery, grant, role()]
+
+
+def _human_policy(*, deny_others: bool) -> dict[str, Any]:
+    statements = [
+        statement("sns:Publish", _TOPIC_ARN, Principal={"AWS": [_RECOVERY_ARN]}),
+        tls_deny(["sns:Publish", "sns:Subscribe"], _TOPIC_ARN),
+    ]
+    if deny_others:
+        statements.append(
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sns:Publish",
+                "Resource": _TOPIC_ARN,
+                "Condition": {"ArnNotEquals": {"aws:PrincipalArn": [_RECOVERY_ARN]}},
+            }
+        )
+    return resource(
+        _TOPIC_POLICY, "human-policy", {"arn": _TOPIC_ARN, "policy": document(*statements)}
+    )
+
+
+def _bucket(**overrides: Any) -> dict[str, Any]:
+    inputs = {"bucket": "agentry-test-artifacts", "tags": TAGS, **overrides}
+    return resource("aws:s3/bucket:Bucket", "bucket", inputs, {"id": "agentry-test-artifacts"})
+
+
+def _access_block(**overrides: Any) -> dict[str, Any]:
+    inputs: dict[str, Any] = {
+        "bucket": "agentry-test-artifacts",
+        "blockPublicAcls": True,
+        "blockPublicPolicy": True,
+        "ignorePublicAcls": True,
+        "restrictPublicBuckets": True,
+    }
+    inputs.update(overrides)
+    return resource("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "block", inputs)
 
 
 class Case(NamedTuple):
@@ -194,11 +337,328 @@ CASES = [
         "human",
     ),
     Case(
-        "sns-no-public-publish",
+        "sns-no-public-access",
         [_topic_policy("human-policy", None)],
         [_topic_policy("human-policy", {"StringEquals": {"aws:SourceAccount": ACCOUNT}})],
         "human-policy",
     ),
+    Case(
+        "sns-no-public-access",
+        [_topic_policy("human-policy", {"StringEquals": {"aws:SourceAccount": "*"}})],
+        [_topic_policy("human-policy", {"ArnLike": {"aws:SourceArn": arn("events", "rule/r")}})],
+        "human-policy",
+    ),
+    Case(
+        "sns-no-public-access",
+        [_resource_policy(_TOPIC_POLICY, "p", "sns:Subscribe", {"AWS": "*"})],
+        [_resource_policy(_TOPIC_POLICY, "p", "sns:Subscribe", {"AWS": _ROLE_ARN})],
+        "p",
+    ),
+    Case(
+        "sns-no-public-access",
+        [
+            _resource_policy(
+                _TOPIC_POLICY, "p", "sns:Publish", None, NotPrincipal={"AWS": _ROLE_ARN}
+            )
+        ],
+        [
+            _resource_policy(
+                _TOPIC_POLICY,
+                "p",
+                "sns:Publish",
+                {"Service": "cloudwatch.amazonaws.com"},
+                Condition={"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+            )
+        ],
+        "p",
+    ),
+    Case(
+        "sqs-no-public-access",
+        [_resource_policy(_QUEUE_POLICY, "p", "sqs:SendMessage", "*")],
+        [queue_policy("steps", _events_send())],
+        "p",
+    ),
+    Case(
+        "sqs-no-public-access",
+        [_resource_policy(_QUEUE_POLICY, "p", "sqs:*", {"AWS": _ROLE_ARN})],
+        [_resource_policy(_QUEUE_POLICY, "p", ["sqs:SendMessage"], {"AWS": _ROLE_ARN})],
+        "p",
+    ),
+    Case(
+        "kms-key-no-public-access",
+        [_key(_public_key_statement())],
+        [_key(_root_key_statement())],
+        "key",
+    ),
+    Case(
+        "kms-key-rotation",
+        [_key(_root_key_statement(), enableKeyRotation=False)],
+        [_key(_root_key_statement())],
+        "key",
+    ),
+    Case(
+        "eventbridge-bus-no-public-access",
+        [_resource_policy(_BUS_POLICY, "bus-policy", "events:PutEvents", "*")],
+        [_resource_policy(_BUS_POLICY, "bus-policy", "events:PutEvents", {"AWS": _ROLE_ARN})],
+        "bus-policy",
+    ),
+    Case(
+        "eventbridge-bus-no-public-access",
+        [resource(_EVENT_PERMISSION, "perm", {"principal": "*", "statementId": "all"})],
+        [resource(_EVENT_PERMISSION, "perm", {"principal": "111122223333", "statementId": "one"})],
+        "perm",
+    ),
+    Case(
+        "eventbridge-bus-platform-only",
+        [_bus(), role(), _publisher_policy()],
+        [_bus(), role(), _publisher_policy(), _bus_policy([_ROLE_ARN])],
+        "bus",
+    ),
+    Case(
+        "eventbridge-bus-platform-only",
+        [_bus(), role(), _publisher_policy(), _bus_policy([arn("iam", "role/other", "")])],
+        [_bus(), role(), _publisher_policy(), _bus_policy([_ROLE_ARN])],
+        "bus",
+    ),
+    Case(
+        "sns-topic-publishers-restricted",
+        [*_topic_world(), _human_policy(deny_others=False)],
+        [*_topic_world(), _human_policy(deny_others=True)],
+        "human",
+    ),
+    Case(
+        "resource-policy-tls-only",
+        [queue("steps-dlq")],
+        [queue("steps-dlq"), queue_policy("steps-dlq")],
+        "steps-dlq",
+    ),
+    Case(
+        "resource-policy-tls-only",
+        [queue("steps-dlq"), queue_policy("steps-dlq", _events_send())],
+        [
+            queue("steps-dlq"),
+            queue_policy("steps-dlq", _events_send(), tls_deny("sqs:*", _DLQ_ARN)),
+        ],
+        "steps-dlq",
+    ),
+    Case(
+        "iam-no-privileged-managed-policy",
+        [
+            resource(
+                _ROLE_ATTACHMENT,
+                "admin",
+                {"role": "r", "policyArn": _AWS_POLICY + "AdministratorAccess"},
+            )
+        ],
+        [
+            resource(
+                _ROLE_ATTACHMENT, "admin", {"role": "r", "policyArn": arn("iam", "policy/mine", "")}
+            )
+        ],
+        "admin",
+    ),
+    Case(
+        "iam-no-privileged-managed-policy",
+        [_with_inputs(role(), managedPolicyArns=[_AWS_POLICY + "PowerUserAccess"])],
+        [
+            _with_inputs(
+                role(), managedPolicyArns=[_AWS_POLICY + "service-role/AWSLambdaBasicExecutionRole"]
+            )
+        ],
+        "worker-role",
+    ),
+    Case(
+        "iam-no-users",
+        [resource("aws:iam/accessKey:AccessKey", "ci-key", {"user": "ci"})],
+        [
+            resource(
+                "aws:iam/policyAttachment:PolicyAttachment",
+                "ci-key",
+                {"roles": ["r"], "policyArn": "p"},
+            )
+        ],
+        "ci-key",
+    ),
+    Case(
+        "iam-trust-policy-restricted",
+        [_with_inputs(role(), assumeRolePolicy=_trust({"AWS": "*"}))],
+        [_with_inputs(role(), assumeRolePolicy=_trust({"Service": "lambda.amazonaws.com"}))],
+        "worker-role",
+    ),
+    Case(
+        "iam-trust-policy-restricted",
+        [_with_inputs(role(), assumeRolePolicy=_trust(None, NotPrincipal={"AWS": _ROLE_ARN}))],
+        [
+            _with_inputs(
+                role(),
+                assumeRolePolicy=_trust(
+                    "*", Condition={"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}
+                ),
+            )
+        ],
+        "worker-role",
+    ),
+    Case(
+        "lambda-permission-restricted",
+        [
+            resource(
+                _PERMISSION,
+                "invoke",
+                {"function": "f", "action": "lambda:InvokeFunction", "principal": "*"},
+            )
+        ],
+        [
+            resource(
+                _PERMISSION,
+                "invoke",
+                {"function": "f", "action": "lambda:InvokeFunction", "principal": ACCOUNT},
+            )
+        ],
+        "invoke",
+    ),
+    Case(
+        "lambda-permission-restricted",
+        [
+            resource(
+                _PERMISSION, "invoke", {"function": "f", "principal": "apigateway.amazonaws.com"}
+            )
+        ],
+        [
+            resource(
+                _PERMISSION,
+                "invoke",
+                {
+                    "function": "f",
+                    "principal": "apigateway.amazonaws.com",
+                    "sourceArn": arn("execute-api", "abc/*/*"),
+                },
+            )
+        ],
+        "invoke",
+    ),
+    Case(
+        "lambda-function-url-auth",
+        [resource(_FUNCTION_URL, "url", {"functionName": "f", "authorizationType": "NONE"})],
+        [resource(_FUNCTION_URL, "url", {"functionName": "f", "authorizationType": "AWS_IAM"})],
+        "url",
+    ),
+    Case(
+        "lambda-no-secrets-in-environment",
+        [function(environment={"variables": {"DB_PASSWORD": "hunter2hunter2"}})],
+        [
+            function(
+                environment={"variables": {"DB_PASSWORD_ARN": arn("secretsmanager", "secret:db")}}
+            )
+        ],
+        "worker",
+    ),
+    Case(
+        "lambda-no-secrets-in-environment",
+        [function(environment={"variables": {"UPSTREAM": "AKIAIOSFODNN7EXAMPLE"}})],
+        [function()],
+        "worker",
+    ),
+    Case(
+        "lambda-no-endpoint-override",
+        [function(environment={"variables": {"AWS_ENDPOINT_URL_EVENTS": "http://evil"}})],
+        [function()],
+        "worker",
+    ),
+    Case(
+        "apigw-route-authorization",
+        [
+            resource(
+                _ROUTE,
+                "route",
+                {"apiId": "a", "routeKey": "GET /agents", "authorizationType": "NONE"},
+            )
+        ],
+        [
+            resource(
+                _ROUTE,
+                "route",
+                {"apiId": "a", "routeKey": "GET /agents", "authorizationType": "AWS_IAM"},
+            )
+        ],
+        "route",
+    ),
+    Case(
+        "apigw-stage-access-logs",
+        [resource(_STAGE, "stage", {"apiId": "a", "name": "$default", "tags": TAGS})],
+        [
+            resource(
+                _STAGE,
+                "stage",
+                {
+                    "apiId": "a",
+                    "name": "$default",
+                    "tags": TAGS,
+                    "accessLogSettings": {
+                        "destinationArn": arn("logs", "log-group:/aws/apigateway/a"),
+                        "format": "{}",
+                    },
+                },
+            )
+        ],
+        "stage",
+    ),
+    Case(
+        "log-group-retention",
+        [log_group("worker", retention=None)],
+        [log_group("worker")],
+        "worker-logs",
+    ),
+    Case(
+        "log-group-encryption",
+        [log_group("worker")],
+        [_with_inputs(log_group("worker"), kmsKeyId=arn("kms", "key/k"))],
+        "worker-logs",
+    ),
+    Case(
+        "s3-no-public-acl",
+        [_bucket(acl="public-read")],
+        [_bucket(acl="private")],
+        "bucket",
+    ),
+    Case(
+        "s3-no-public-acl",
+        [
+            resource(
+                "aws:s3/bucketAcl:BucketAcl",
+                "acl",
+                {
+                    "bucket": "b",
+                    "accessControlPolicy": {
+                        "grants": [
+                            {
+                                "grantee": {
+                                    "type": "Group",
+                                    "uri": "http://acs.amazonaws.com/groups/global/AllUsers",
+                                },
+                                "permission": "READ",
+                            }
+                        ],
+                        "owner": {"id": "o"},
+                    },
+                },
+            )
+        ],
+        [resource("aws:s3/bucketAcl:BucketAcl", "acl", {"bucket": "b", "acl": "private"})],
+        "acl",
+    ),
+    Case(
+        "s3-no-public-policy",
+        [_resource_policy(_BUCKET_POLICY, "bucket-policy", "s3:GetObject", "*")],
+        [_resource_policy(_BUCKET_POLICY, "bucket-policy", "s3:GetObject", {"AWS": _ROLE_ARN})],
+        "bucket-policy",
+    ),
+    Case(
+        "s3-public-access-block",
+        [_bucket(), _access_block(restrictPublicBuckets=False)],
+        [_bucket(), _access_block()],
+        "bucket",
+    ),
+    Case("s3-public-access-block", [_bucket()], [_bucket(), _access_block()], "bucket"),
     Case("sfn-logging", [_machine(loggingConfiguration=None)], [_machine()], "recovery"),
     Case(
         "sfn-tracing",

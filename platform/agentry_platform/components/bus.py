@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from agentry_platform.components._json import json_output
-from agentry_platform.lib.iam import queue_send_policy
+from agentry_platform.lib.iam import bus_policy, queue_send_policy
 from agentry_platform.lib.naming import physical_name
 
 __all__ = ["EventBus", "EventBusArgs", "EventRule", "EventRuleArgs"]
@@ -33,7 +33,8 @@ class EventBusArgs:
 
 
 class EventBus(pulumi.ComponentResource):
-    """A custom bus, an archive of every event on it, and the DLQ its rules' targets use."""
+    """A custom bus, an archive of every event on it, the DLQ its rules' targets use, and (once
+    :meth:`restrict_publishers` names them) a bus policy admitting only the platform's roles."""
 
     name: pulumi.Output[str]
     arn: pulumi.Output[str]
@@ -43,6 +44,8 @@ class EventBus(pulumi.ComponentResource):
         self, name: str, args: EventBusArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("agentry:bus:EventBus", name, None, opts)
+        self._name = name
+        self.policy: aws.cloudwatch.EventBusPolicy | None = None
         child = pulumi.ResourceOptions(parent=self)
         self.bus = aws.cloudwatch.EventBus(
             f"{name}-bus", name=physical_name(args.stack, "bus"), tags=dict(args.tags), opts=child
@@ -80,6 +83,28 @@ class EventBus(pulumi.ComponentResource):
         self.arn = self.bus.arn
         self.dlq_arn = self.dlq.arn
         self.register_outputs({"name": self.name, "arn": self.arn, "dlqArn": self.dlq_arn})
+
+    def restrict_publishers(
+        self, publisher_arns: Sequence[pulumi.Input[str]]
+    ) -> aws.cloudwatch.EventBusPolicy:
+        """Attach the bus policy: only ``publisher_arns`` may put ``agentry.*`` events.
+
+        A method, not a constructor argument: the publishers' roles are declared after the
+        bus, since their own policies name the bus.
+        """
+        if self.policy is not None:
+            raise ValueError(f"{self._name}: the bus policy is already attached")
+        self.policy = aws.cloudwatch.EventBusPolicy(
+            f"{self._name}-policy",
+            event_bus_name=self.bus.name,
+            policy=json_output(
+                pulumi.Output.all(self.bus.arn, *publisher_arns).apply(
+                    lambda a: bus_policy(bus_arn=a[0], publisher_arns=list(a[1:]))
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return self.policy
 
 
 @dataclass

@@ -46,7 +46,7 @@ class AgentFunctionArgs:
     timeout_seconds: int
     reserved_concurrency: int | None
     log_retention_days: int
-    environment: pulumi.Input[Mapping[str, str]]
+    environment: Mapping[str, pulumi.Input[str]]
     statements: pulumi.Input[Sequence[Statement]]
     tags: Mapping[str, str]
     runtime: Literal["python3.12", "python3.13"] = "python3.12"
@@ -121,7 +121,7 @@ class AgentFunction(pulumi.ComponentResource):
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
                 log_format="JSON", log_group=self.log_group.name
             ),
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables=args.environment),
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
             tags=tags,
             # The role's policy must exist before the first invocation can use it.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.policy]),

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from agentry_platform.components._json import json_output
-from agentry_platform.lib.iam import queue_send_policy
+from agentry_platform.lib.iam import queue_send_policy, queue_tls_policy
 from agentry_platform.lib.naming import physical_name
 
 __all__ = ["StepQueue", "StepQueueArgs"]
@@ -75,6 +75,13 @@ class StepQueue(pulumi.ComponentResource):
             redrive_allow_policy=json_output(
                 {"redrivePermission": "byQueue", "sourceQueueArns": [self.queue.arn]}
             ),
+            opts=child,
+        )
+        # No service sends to the DLQ (SQS redrives into it), so its policy only refuses HTTP.
+        self.dlq_policy = aws.sqs.QueuePolicy(
+            f"{name}-dlq-policy",
+            queue_url=self.dlq.url,
+            policy=json_output(self.dlq.arn.apply(lambda arn: queue_tls_policy(queue_arn=arn))),
             opts=child,
         )
         self.policy = aws.sqs.QueuePolicy(

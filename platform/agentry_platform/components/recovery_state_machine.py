@@ -51,6 +51,7 @@ class RecoveryWorkflow(pulumi.ComponentResource):
 
     arn: pulumi.Output[str]
     name: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: RecoveryWorkflowArgs, opts: pulumi.ResourceOptions | None = None
@@ -176,4 +177,5 @@ class RecoveryWorkflow(pulumi.ComponentResource):
         )
         self.arn = self.state_machine.arn
         self.name = self.state_machine.name
+        self.role_arn = self.role.arn
         self.register_outputs({"arn": self.arn, "name": self.name, "roleArn": self.role.arn})

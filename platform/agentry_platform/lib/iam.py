@@ -15,12 +15,15 @@ __all__ = [
     "Statement",
     "api_statements",
     "assume_role_policy",
+    "bus_policy",
+    "deny_insecure_transport",
     "key_policy",
     "kms_statements",
     "lambda_logs_statements",
     "log_group_arn",
     "policy_document",
     "queue_send_policy",
+    "queue_tls_policy",
     "recovery_statements",
     "rule_arn",
     "statement",
@@ -183,8 +186,26 @@ def rule_arn(bus_arn: str, rule_name: str) -> str:
     return f"{bus_arn.replace(':event-bus/', ':rule/', 1)}/{rule_name}"
 
 
+def deny_insecure_transport(actions: Sequence[str], resource_arn: str) -> Statement:
+    """Deny ``actions`` to everyone over plain HTTP (``aws:SecureTransport`` false).
+
+    The pattern AWS documents for SQS and SNS ("Enforce encryption of data in transit",
+    https://docs.aws.amazon.com/sns/latest/dg/sns-security-best-practices.html): an explicit
+    Deny wins over any Allow, in the resource's own account too.
+    """
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": list(actions),
+        "Resource": resource_arn,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 def queue_send_policy(*, queue_arn: str, source_arns: Sequence[str]) -> dict[str, Any]:
-    """Queue policy: EventBridge may send only on behalf of the given rules (ARN patterns)."""
+    """Queue policy: EventBridge may send only on behalf of the given rules (ARN patterns), and
+    nothing reaches the queue over plain HTTP."""
     return policy_document(
         [
             {
@@ -194,15 +215,69 @@ def queue_send_policy(*, queue_arn: str, source_arns: Sequence[str]) -> dict[str
                 "Action": "sqs:SendMessage",
                 "Resource": queue_arn,
                 "Condition": {"ArnLike": {"aws:SourceArn": list(source_arns)}},
+            },
+            deny_insecure_transport(["sqs:*"], queue_arn),
+        ]
+    )
+
+
+def queue_tls_policy(*, queue_arn: str) -> dict[str, Any]:
+    """Policy of a queue no service sends to (a redrive DLQ): it only refuses plain HTTP."""
+    return policy_document([deny_insecure_transport(["sqs:*"], queue_arn)])
+
+
+def bus_policy(
+    *, bus_arn: str, publisher_arns: Sequence[str], sources: Sequence[str] = ("agentry.*",)
+) -> dict[str, Any]:
+    """Bus policy: only the platform's own roles may put events of the platform's sources.
+
+    Inside the account, an identity policy alone would let any role put ``agentry.*`` events
+    (a forged ``Agent Error`` would restart a finished agent), so the bus denies them to every
+    other principal. Event bus policies accept Deny statements ("Example policy: Deny sending
+    events from specific Regions", https://docs.aws.amazon.com/eventbridge/latest/userguide/
+    eb-event-bus-example-policy-deny-regions.html) and test ``events:source`` on PutEvents
+    ("Example policy: Send events to a custom bus in a different account", .../userguide/
+    eb-event-bus-example-policy-cross-account-custom-bus-source.html; Service Authorization
+    Reference for EventBridge). One PutEvents call carries many entries, so the source is a
+    multivalued key: ``ForAnyValue`` denies a batch as soon as one entry claims our source.
+    """
+    if not publisher_arns:
+        raise ValueError("publisher_arns: at least one publishing role is required")
+    return policy_document(
+        [
+            {
+                "Sid": "OnlyThePlatformSpeaks",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "events:PutEvents",
+                "Resource": bus_arn,
+                "Condition": {
+                    "ForAnyValue:StringLike": {"events:source": list(sources)},
+                    "ArnNotEquals": {"aws:PrincipalArn": sorted(publisher_arns)},
+                },
             }
         ]
     )
 
 
 def topic_publish_policy(
-    *, topic_arn: str, account_id: str, role_arns: Sequence[str] = (), service: str | None = None
+    *,
+    topic_arn: str,
+    account_id: str,
+    role_arns: Sequence[str] = (),
+    service: str | None = None,
+    rule_arns: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Topic policy: the account manages the topic; only the named roles or service publish."""
+    """Topic policy: the account manages the topic; only the named roles, ``service`` (for this
+    account) and EventBridge on behalf of ``rule_arns`` publish; nothing over plain HTTP.
+
+    Allow statements alone do not keep other roles of the account out (their identity policies
+    suffice there), so a Deny names everyone but the publishers: roles by ``aws:PrincipalArn``,
+    services by ``aws:PrincipalServiceName`` (global condition keys, IAM user guide).
+    """
+    services = [s for s in (service,) if s] + (["events.amazonaws.com"] if rule_arns else [])
+    if not role_arns and not services:
+        raise ValueError("a topic needs at least one publishing role, service or rule")
     statements: list[Statement] = [
         {
             "Sid": "AccountManages",
@@ -239,6 +314,62 @@ def topic_publish_policy(
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             }
         )
+    if rule_arns:
+        statements.append(
+            {
+                "Sid": "RulesPublish",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": list(rule_arns)}},
+            }
+        )
+    others: dict[str, Any] = {}
+    if role_arns:
+        others["ArnNotEquals"] = {"aws:PrincipalArn": list(role_arns)}
+    if services:
+        # Absent for roles and users, so IfExists keeps this test true for them.
+        others["StringNotEqualsIfExists"] = {"aws:PrincipalServiceName": services}
+    statements.append(
+        {
+            "Sid": "DenyOtherPublishers",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": others,
+        }
+    )
+    if services:
+        statements.append(
+            {
+                "Sid": "DenyServicesForOtherAccounts",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {
+                    "Bool": {"aws:PrincipalIsAWSService": "true"},
+                    "StringNotEquals": {"aws:SourceAccount": account_id},
+                },
+            }
+        )
+    if rule_arns:
+        statements.append(
+            {
+                "Sid": "DenyOtherRules",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {
+                    "StringEquals": {"aws:PrincipalServiceName": "events.amazonaws.com"},
+                    "ArnNotEquals": {"aws:SourceArn": list(rule_arns)},
+                },
+            }
+        )
+    statements.append(deny_insecure_transport(["sns:Publish", "sns:Subscribe"], topic_arn))
     return policy_document(statements)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from pulumi_policy import PolicyConfigSchema, ResourceValidationArgs
 
 from agentry_policies import _props, iam_db
-from agentry_policies._base import resource_policy, valid_documents
+from agentry_policies._base import IDENTITY, Found, Undecided, documents, resource_policy
 from agentry_policies.documents import IDENTITY_POLICY_TYPES, PolicyDocument, Statement
 
 #: Resource types model invocation may name; anything else (``*``, agents...) is too wide.
@@ -80,6 +80,25 @@ def _parse_arn(arn: str) -> _ModelArn | None:
     return _ModelArn(arn=arn, region=match["region"], kind=match["kind"], id=match["id"])
 
 
+def _known_statement(statement: Statement) -> bool:
+    # Unknown parts (a preview) cannot be judged: the rule reports them as undecided.
+    fields = (statement.actions, statement.resources, statement.not_actions)
+    return statement.effect != "Unknown" and all(
+        f is None or (isinstance(f, tuple) and all(isinstance(v, str) for v in f)) for f in fields
+    )
+
+
+def _identity_documents(args: ResourceValidationArgs) -> tuple[list[PolicyDocument], list[Any]]:
+    """Known identity documents, plus Undecided for documents or statements not known yet."""
+    parsed, undecided = documents(args.resource_type, args.props, IDENTITY)
+    found: list[Any] = list(undecided)
+    for document in parsed:
+        if not all(_known_statement(s) for s in document.statements):
+            found.append(Undecided(document.source))
+    known = [d for d in parsed if all(_known_statement(s) for s in d.statements)]
+    return known, found
+
+
 def _invocations(statement: Statement) -> frozenset[str]:
     """The model-invocation actions an Allow statement grants, wildcards expanded."""
     invoke = iam_db.model_invocation_actions()
@@ -103,9 +122,10 @@ def _is_wildcard(value: str) -> bool:
     return "*" in value or "?" in value
 
 
-def _check_scoped(args: ResourceValidationArgs, _config: Mapping[str, Any]) -> Iterable[str]:
-    documents = valid_documents(args, IDENTITY_POLICY_TYPES)
-    for statement, granted in _invoking(documents):
+def _check_scoped(args: ResourceValidationArgs, _config: Mapping[str, Any]) -> Found:
+    known, undecided = _identity_documents(args)
+    yield from undecided
+    for statement, granted in _invoking(known):
         actions = sorted(granted)
         if statement.not_resources is not None:
             yield (
@@ -143,12 +163,15 @@ def _named_models(name: str, value: str) -> list[tuple[str, str]]:
     ]
 
 
-def _check_allowlist(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterable[str]:
+def _check_allowlist(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Found:
     models, profiles = _allowed_ids(config)
     if args.resource_type == _FUNCTION:
-        variables = _props.get(args.props, "environment", "variables")
+        variables = _props.peek(args.props, "environment", "variables")
         for name in config.get("modelEnvVars", []):
-            value = _props.get(variables, name)
+            value = _props.peek(variables, name)
+            if value is _props.UNKNOWN:
+                yield Undecided(f"environment.variables.{name}")
+                continue
             if not isinstance(value, str):
                 continue
             for where, model in _named_models(name, value):
@@ -159,7 +182,9 @@ def _check_allowlist(args: ResourceValidationArgs, config: Mapping[str, Any]) ->
                         "add it to the stack config and the pack config."
                     )
         return
-    for statement, _granted in _invoking(valid_documents(args, IDENTITY_POLICY_TYPES)):
+    known, undecided = _identity_documents(args)
+    yield from undecided
+    for statement, _granted in _invoking(known):
         for resource in statement.resources:
             parsed = _parse_arn(resource)
             if parsed is None or _is_wildcard(resource):
@@ -186,9 +211,11 @@ def _grants_profile_route(
     )
 
 
-def _check_profile_grants(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterable[str]:
+def _check_profile_grants(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Found:
     profiles = {str(p.get("id")): p for p in config.get("inferenceProfiles", [])}
-    for document in valid_documents(args, IDENTITY_POLICY_TYPES):
+    known, undecided = _identity_documents(args)
+    yield from undecided
+    for document in known:
         for statement, granted in _invoking([document]):
             for resource in statement.resources:
                 parsed = _parse_arn(resource)
@@ -227,8 +254,9 @@ def _missing_routes(
 BEDROCK_INVOKE_SCOPED = resource_policy(
     name="bedrock-invoke-scoped",
     description=(
-        "Grant Bedrock model invocation (and any wildcard that expands to it) only on concrete "
-        "foundation-model, inference-profile or application-inference-profile ARNs."
+        "Grant Bedrock model invocation (and any wildcard or NotAction that expands to it) only "
+        "on concrete foundation-model, inference-profile or application-inference-profile ARNs "
+        "(no checkov/cfn-nag equivalent; closest checkov CKV_AWS_355)."
     ),
     types=IDENTITY_POLICY_TYPES,
     check=_check_scoped,
@@ -237,7 +265,8 @@ BEDROCK_MODEL_ALLOWLIST = resource_policy(
     name="bedrock-model-allowlist",
     description=(
         "Invoke only the models and inference profiles the stack allowlists, in IAM grants and "
-        "in the model ids functions are configured with."
+        "in the model ids functions are configured with; add a model to the stack config and "
+        "the pack config together (no checkov/cfn-nag equivalent)."
     ),
     types=IDENTITY_POLICY_TYPES | {_FUNCTION},
     check=_check_allowlist,
@@ -247,7 +276,8 @@ BEDROCK_INFERENCE_PROFILE_GRANTS = resource_policy(
     name="bedrock-inference-profile-grants",
     description=(
         "Pair every inference-profile grant with foundation-model grants in each destination "
-        f"region, scoped by the {_PROFILE_CONDITION_KEY} condition."
+        f"region, scoped by the {_PROFILE_CONDITION_KEY} condition (no checkov/cfn-nag "
+        "equivalent)."
     ),
     types=IDENTITY_POLICY_TYPES,
     check=_check_profile_grants,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import PolicyConfigSchema, ResourceValidationArgs
 
 from agentry_policies import _props
-from agentry_policies._base import resource_policy
+from agentry_policies._base import Found, Undecided, resource_policy
 
 _TABLES = frozenset({"aws:dynamodb/table:Table"})
 _ENCRYPTION_SCHEMA = PolicyConfigSchema(
@@ -22,40 +22,60 @@ _ENCRYPTION_SCHEMA = PolicyConfigSchema(
 )
 
 
-def _check_pitr(args: ResourceValidationArgs, _config: Mapping[str, Any]) -> Iterable[str]:
-    if not _props.is_enabled(_props.get(args.props, "pointInTimeRecovery", "enabled")):
+def _check_pitr(args: ResourceValidationArgs, _config: Mapping[str, Any]) -> Found:
+    enabled = _props.peek(args.props, "pointInTimeRecovery", "enabled")
+    if enabled is _props.UNKNOWN:
+        yield Undecided("pointInTimeRecovery.enabled")
+    elif enabled is not True:
         yield "point-in-time recovery is off; set pointInTimeRecovery.enabled to true."
 
 
-def _check_encryption(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterable[str]:
-    sse = args.props.get("serverSideEncryption")
-    if not _props.is_enabled(_props.get(sse, "enabled")):
+def _check_encryption(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Found:
+    enabled = _props.peek(args.props, "serverSideEncryption", "enabled")
+    if enabled is _props.UNKNOWN:
+        yield Undecided("serverSideEncryption.enabled")
+    elif enabled is not True:
         yield "KMS encryption is off; set serverSideEncryption.enabled to true."
-    elif config.get("requireCustomerManagedKey") and not _props.get(sse, "kmsKeyArn"):
+    # A key ARN that is set but not known yet (a first preview) is set.
+    elif config.get("requireCustomerManagedKey") and not _props.peek(
+        args.props, "serverSideEncryption", "kmsKeyArn"
+    ):
         yield "no customer managed key; set serverSideEncryption.kmsKeyArn to the stack's key."
 
 
-def _check_deletion(args: ResourceValidationArgs, _config: Mapping[str, Any]) -> Iterable[str]:
-    if not _props.is_enabled(args.props.get("deletionProtectionEnabled")):
+def _check_deletion(args: ResourceValidationArgs, _config: Mapping[str, Any]) -> Found:
+    enabled = _props.peek(args.props, "deletionProtectionEnabled")
+    if enabled is _props.UNKNOWN:
+        yield Undecided("deletionProtectionEnabled")
+    elif enabled is not True:
         yield "deletion protection is off; set deletionProtectionEnabled to true."
 
 
 DYNAMODB_PITR = resource_policy(
     name="dynamodb-pitr",
-    description="Enable point-in-time recovery on every DynamoDB table.",
+    description=(
+        "Enable point-in-time recovery on every DynamoDB table: set pointInTimeRecovery.enabled "
+        "(checkov CKV_AWS_28; cfn-nag none)."
+    ),
     types=_TABLES,
     check=_check_pitr,
 )
 DYNAMODB_ENCRYPTION = resource_policy(
     name="dynamodb-encryption",
-    description="Encrypt every DynamoDB table with KMS (serverSideEncryption.enabled).",
+    description=(
+        "Encrypt every DynamoDB table with KMS: set serverSideEncryption.enabled, and kmsKeyArn "
+        "where a customer managed key is required (checkov CKV_AWS_119; cfn-nag none)."
+    ),
     types=_TABLES,
     check=_check_encryption,
     schema=_ENCRYPTION_SCHEMA,
 )
 DYNAMODB_DELETION_PROTECTION = resource_policy(
     name="dynamodb-deletion-protection",
-    description="Turn on deletion protection for every DynamoDB table.",
+    description=(
+        "Turn on deletion protection for every DynamoDB table: set deletionProtectionEnabled "
+        "(no checkov or cfn-nag equivalent)."
+    ),
     types=_TABLES,
     check=_check_deletion,
 )

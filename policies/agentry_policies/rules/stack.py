@@ -8,25 +8,33 @@ from typing import Any
 from pulumi_policy import PolicyResource
 
 from agentry_policies import _props
-from agentry_policies._base import arn_name, stack_policy
+from agentry_policies._base import Undecided, arn_name, refers_to, stack_policy
 
 _FUNCTION = "aws:lambda/function:Function"
 _ROLE = "aws:iam/role:Role"
 
 
-def _declares(role: PolicyResource, arn: str) -> bool:
-    own = _props.text(role.props.get("arn"))
-    name = _props.text(role.props.get("name"))
-    return (own != "" and own == arn) or (name != "" and arn_name(arn) == name)
+def _declares(function: PolicyResource, role: PolicyResource) -> bool | None:
+    linked = refers_to(function, "role", role)
+    if linked is not False:
+        return linked
+    arn = _props.text(_props.peek(function.props, "role"))
+    name = _props.text(_props.peek(role.props, "name"))
+    return name != "" and arn_name(arn) == name
 
 
 def _check_roles(
     resources: list[PolicyResource], _config: Mapping[str, Any]
-) -> Iterable[tuple[PolicyResource, str]]:
+) -> Iterable[tuple[PolicyResource, str] | Undecided]:
     roles = [r for r in resources if r.resource_type == _ROLE]
     for function in (r for r in resources if r.resource_type == _FUNCTION):
-        arn = _props.text(function.props.get("role"))
-        if not any(_declares(role, arn) for role in roles):
+        arn = _props.text(_props.peek(function.props, "role"))
+        found = [_declares(function, role) for role in roles]
+        if any(f is True for f in found):
+            continue
+        if any(f is None for f in found) or _props.peek(function.props, "role") is _props.UNKNOWN:
+            yield Undecided(f"{function.name}.role")
+        else:
             yield (
                 function,
                 (
@@ -38,7 +46,10 @@ def _check_roles(
 
 STACK_FUNCTION_ROLES_DECLARED = stack_policy(
     name="stack-function-roles-declared",
-    description="Give every function an execution role declared in the same stack.",
+    description=(
+        "Give every function a dedicated execution role declared in the same stack, so its "
+        "policies are judged by this pack (no checkov or cfn-nag equivalent)."
+    ),
     check=_check_roles,
 )
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import PolicyConfigSchema, ResourceValidationArgs
 
 from agentry_policies import _props
-from agentry_policies._base import resource_policy
+from agentry_policies._base import Found, Undecided, resource_policy
 
 #: Taggable types the platform declares, for when a resource omits ``tags`` altogether (a
 #: resource that has a ``tags`` input is taggable whatever its type).
@@ -44,22 +44,27 @@ _SCHEMA = PolicyConfigSchema(
 )
 
 
-def _check_tags(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterable[str]:
+def _check_tags(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Found:
     if not args.resource_type.startswith("aws:"):
         return
-    tags = args.props.get("tags")
+    tags = _props.peek(args.props, "tags")
+    if tags is _props.UNKNOWN:
+        yield Undecided("tags")
+        return
     if tags is None and args.resource_type not in TAGGABLE_TYPES:
         return
-    missing = [
-        key for key in config.get("requiredTags", []) if not _props.text(_props.get(tags, key))
-    ]
+    # A tag whose value is set but not known yet (a first preview) is set.
+    missing = [key for key in config.get("requiredTags", []) if not _props.peek(tags, key)]
     if missing:
         yield f"missing tags {missing}; add them to the resource's tags input."
 
 
 REQUIRED_TAGS = resource_policy(
     name="required-tags",
-    description="Tag every taggable resource with the required tags (Project, Environment, ...).",
+    description=(
+        "Tag every taggable resource with the required tags (Project, Environment, "
+        "ManagedBy) with non-empty values (no checkov or cfn-nag equivalent)."
+    ),
     types=None,
     check=_check_tags,
     schema=_SCHEMA,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,15 +27,16 @@ from agentry_platform.lib.bedrock import InferenceProfileGrant, bedrock_statemen
 from agentry_platform.lib.iam import Statement, api_statements, rule_arn, worker_statements
 from agentry_platform.lib.naming import physical_name, stack_tags
 from agentry_platform.lib.patterns import step_pattern
-from agentry_runtime.contract import AGENTS_FILE_NAME, Handler
+from agentry_runtime.contract import AGENTS_FILE_NAME, Env, Handler
 from agentry_runtime.settings import FunctionSettings as RuntimeSettings
 from agentry_stacks.deploy.agents import ResolvedAgents, resolve_agents
-from agentry_stacks.deploy.config import ConfigError, EnvironmentConfig, FunctionSettings
-from agentry_stacks.deploy.toolsets import Distribution
+from agentry_stacks.deploy.config import ConfigError, EnvironmentConfig, FunctionSettings, Problem
+from agentry_stacks.deploy.toolsets import Distribution, fill_placeholders
 
 __all__ = ["main", "run", "stack_bundle"]
 
 _STEP_RULE = "step-requests"
+_AGENTS = "agentry:agents"
 
 
 #: Largest API request body (the API refuses larger bodies with 413).
@@ -47,20 +49,25 @@ def _function_environment(
     runtime_version: str,
     table_name: pulumi.Output[str],
     bus_name: pulumi.Output[str],
-) -> pulumi.Output[dict[str, str]]:
-    """The variables every function gets: the runtime's settings contract, written once."""
-    return pulumi.Output.all(table_name, bus_name).apply(
-        lambda names: RuntimeSettings(
-            table_name=names[0],
-            event_bus_name=names[1],
-            runtime_version=runtime_version,
-            agents_file=AGENTS_FILE_NAME,
-            default_agent=agents.default,
-            agents=agents.limits(),
-            ttl_days=config.agent.ttl_days,
-            max_request_bytes=MAX_REQUEST_BYTES,
-        ).to_environment()
-    )
+) -> dict[str, pulumi.Input[str]]:
+    """The variables every function gets: the runtime's settings contract, written once.
+
+    One value per variable (not one object), so a variable that does not depend on an unknown
+    stays known on a first preview, where the policy pack judges it.
+    """
+    names = {Env.TABLE_NAME.value: table_name, Env.EVENT_BUS_NAME.value: bus_name}
+    # The contract writes every variable; the two names are filled in once AWS knows them.
+    settings = RuntimeSettings(
+        table_name="-",
+        event_bus_name="-",
+        runtime_version=runtime_version,
+        agents_file=AGENTS_FILE_NAME,
+        default_agent=agents.default,
+        agents=agents.limits(),
+        ttl_days=config.agent.ttl_days,
+        max_request_bytes=MAX_REQUEST_BYTES,
+    ).to_environment()
+    return {name: names.get(name, value) for name, value in settings.items()}
 
 
 def stack_bundle(config: EnvironmentConfig, agents: ResolvedAgents) -> Bundle:
@@ -91,22 +98,39 @@ def _toolsets(
     table: AgentTable,
     key_arn: pulumi.Output[str] | None,
     tags: Mapping[str, str],
-) -> tuple[pulumi.Output[list[Statement]], pulumi.Output[dict[str, str]]]:
+) -> tuple[pulumi.Output[list[Statement]], dict[str, pulumi.Input[str]]]:
     """Every toolset's declared statements and variables, and those its hook returns."""
+    values = pulumi.Output.all(table.arn, table.name, account_id).apply(
+        lambda a: {
+            "table_arn": a[0],
+            "table_name": a[1],
+            "account_id": a[2],
+            "region": config.region,
+            "stack": config.stack,
+        }
+    )
     statements: list[pulumi.Input[Any]] = []
-    environments: list[pulumi.Input[Any]] = []
+    environment: dict[str, pulumi.Input[str]] = {}
+    owners: dict[str, str] = {}
+
+    def add(name: str, value: pulumi.Input[str], owner: str) -> None:
+        if name in owners:
+            raise ConfigError(
+                [Problem(_AGENTS, f"toolsets {owners[name]} and {owner} both set {name}")]
+            )
+        owners[name] = owner
+        environment[name] = value
+
     for dist in agents.toolsets():
-        values = pulumi.Output.all(table.arn, table.name, account_id).apply(
-            lambda a: {
-                "table_arn": a[0],
-                "table_name": a[1],
-                "account_id": a[2],
-                "region": config.region,
-                "stack": config.stack,
-            }
-        )
         statements.append(values.apply(dist.resolve))
-        environments.append(values.apply(dist.environment))
+        for name, template in (dist.toolset.environment if dist.toolset else {}).items():
+            add(
+                name,
+                template
+                if "${" not in template
+                else values.apply(functools.partial(fill_placeholders, template)),
+                dist.name,
+            )
         hook = dist.infrastructure_hook()
         if hook is None:
             continue
@@ -124,22 +148,12 @@ def _toolsets(
             ),
         )
         statements.append(pulumi.Output.from_input(toolset.grants.statements))
-        environments.append(pulumi.Output.all(**dict(toolset.grants.environment)))
+        for name, value in toolset.grants.environment.items():
+            add(name, value, dist.name)
     merged_statements = pulumi.Output.all(*statements).apply(
         lambda lists: [statement for group in lists for statement in group]
     )
-    merged_environment = pulumi.Output.all(*environments).apply(_merge_environments)
-    return merged_statements, merged_environment
-
-
-def _merge_environments(environments: Sequence[Mapping[str, str]]) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    for environment in environments:
-        for name, value in environment.items():
-            if name in merged and merged[name] != value:
-                raise ValueError(f"two toolsets set the worker's {name} to different values")
-            merged[name] = value
-    return merged
+    return merged_statements, environment
 
 
 def run(config: EnvironmentConfig) -> None:
@@ -208,9 +222,12 @@ def run(config: EnvironmentConfig) -> None:
     toolset_statements, toolset_environment = _toolsets(
         config, agents, account_id=account_id, table=table, key_arn=key_arn, tags=tags
     )
-    worker_environment = pulumi.Output.all(environment, toolset_environment).apply(
-        lambda e: {**e[1], **e[0]}
-    )
+    platform_names = set(environment) & set(toolset_environment)
+    if platform_names:
+        raise ConfigError(
+            [Problem(_AGENTS, f"a toolset sets the platform's {sorted(platform_names)}")]
+        )
+    worker_environment = {**environment, **toolset_environment}
     profiles = [
         InferenceProfileGrant(id=p.id, model=p.model, regions=tuple(p.regions))
         for p in config.inference_profiles
@@ -237,7 +254,7 @@ def run(config: EnvironmentConfig) -> None:
         handler: Handler,
         settings: FunctionSettings,
         statements: pulumi.Input[Sequence[Statement]],
-        environment: pulumi.Input[Mapping[str, str]],
+        environment: Mapping[str, pulumi.Input[str]],
         queue: QueueSource | None = None,
     ) -> AgentFunction:
         # Both functions run the same bundle with the same settings; only these differ.
@@ -324,6 +341,8 @@ def run(config: EnvironmentConfig) -> None:
             tags=tags,
         ),
     )
+    # Only the platform's own publishers may put agentry.* events on the bus (issue #11).
+    bus.restrict_publishers([worker.role_arn, api_function.role_arn, recovery.role_arn])
     # CloudWatch cannot publish to a topic under the AWS managed SNS key (its key policy does not
     # admit cloudwatch.amazonaws.com); only the CMK, whose policy does, delivers alarms.
     alarm_topic = NotificationTopic(

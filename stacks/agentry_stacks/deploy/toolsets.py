@@ -46,6 +46,7 @@ __all__ = [
     "DistributionError",
     "ToolsetDeclaration",
     "Workspace",
+    "fill_placeholders",
 ]
 
 #: The distribution every function ships.
@@ -108,12 +109,6 @@ class Distribution:
         if self.toolset is None:
             return []
         return [_fill(statement, values) for statement in self.toolset.statements]
-
-    def environment(self, values: Mapping[str, str]) -> dict[str, str]:
-        """The declared environment with its placeholders filled in."""
-        if self.toolset is None:
-            return {}
-        return {name: _fill(value, values) for name, value in self.toolset.environment.items()}
 
     def infrastructure_hook(self) -> Callable[..., Any] | None:
         """The declared infrastructure function (loaded from its file), if any."""
@@ -296,6 +291,11 @@ def _version(project: Mapping[str, Any], folder: Path, packages: tuple[str, ...]
         if match:
             return match.group(1)
     raise DistributionError(f"{folder / 'pyproject.toml'}: no version (static or __version__)")
+
+
+def fill_placeholders(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with its ``${name}`` placeholders replaced from ``values``."""
+    return str(_fill(template, values))
 
 
 def _fill(value: Any, values: Mapping[str, str]) -> Any:

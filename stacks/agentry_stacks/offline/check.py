@@ -44,6 +44,7 @@ __all__ = [
     "render_report",
     "resolve_enforcement",
     "run_check",
+    "stack_properties",
     "validate_pack_config",
 ]
 
@@ -92,6 +93,7 @@ class _GraphResource(BaseModel):
     urn: str
     parent: str | None = None
     dependencies: list[str] = Field(default_factory=list)
+    propertyDependencies: dict[str, list[str]] = Field(default_factory=dict)  # noqa: N815
     inputs: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)
 
@@ -240,14 +242,22 @@ def _identity(outputs: Mapping[str, Any]) -> dict[str, Any]:
     return {key: outputs[key] for key in _IDENTITY_OUTPUTS if key in outputs}
 
 
+def stack_properties(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """The properties a stack policy sees for a graph resource, as the engine sends them.
+
+    Stack policies see each resource's proposed state: its inputs plus the provider-computed
+    identity (arn, url...), numbers as floats. Other outputs are left out: the mocks echo inputs
+    into outputs, so a graph edited by hand would otherwise keep a removed input alive.
+    """
+    outputs = resource.get("outputs") or {}
+    return dict(_floats({**_identity(outputs), **(resource.get("inputs") or {})}))
+
+
 def _stack_resources(graph: _Graph) -> list[PolicyResource]:
-    # Stack policies see each resource's proposed state: its inputs plus the provider-computed
-    # identity (arn, url...). Other outputs are left out: the mocks echo inputs into outputs, so
-    # a graph edited by hand would otherwise keep a removed input alive in its outputs.
     resources = [
         PolicyResource(
             r.type,
-            unknown_checking_proxy(_floats({**_identity(r.outputs), **r.inputs})),
+            unknown_checking_proxy(stack_properties(r.model_dump())),
             r.urn,
             r.name,
             _options(r),
@@ -262,6 +272,12 @@ def _stack_resources(graph: _Graph) -> list[PolicyResource]:
     for resource, raw in zip(resources, graph.resources, strict=True):
         resource.parent = by_urn.get(raw.parent or "")
         resource.dependencies = [by_urn[urn] for urn in raw.dependencies if urn in by_urn]
+        # As the engine does: rules link a policy to its queue or bus through these when the
+        # ARN that links them is not known yet (a first preview).
+        resource.property_dependencies = {
+            key: [by_urn[urn] for urn in urns if urn in by_urn]
+            for key, urns in raw.propertyDependencies.items()
+        }
     return resources
 
 
@@ -288,9 +304,21 @@ class _Collector:
         )
 
     def unknown(self, error: UnknownValueError) -> None:
-        # As the engine does: a rule that reads an unknown value becomes an advisory note.
-        self.level = "advisory"
-        self(f"can't run during preview: {error.message}")
+        """As the engine does: an evaluation that reads an unknown value adds one advisory note.
+
+        Only that evaluation is affected: violations it reported before, and every other
+        resource's evaluation, keep the policy's level.
+        """
+        target = self.default_urn
+        self.found.append(
+            Violation(
+                policy=self.policy.name,
+                resource=self.names.get(target, ""),
+                urn=target,
+                message=f"can't run policy '{self.policy.name}' during preview: {error.message}",
+                enforcement="advisory",
+            )
+        )
 
 
 def _run_resource_policy(
