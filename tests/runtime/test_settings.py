@@ -11,6 +11,7 @@ from agentry_flights import registry as flights_registry
 from agentry_runtime.agents import AgentsFile, AgentSpec
 from agentry_runtime.contract import AGENTS_FILE_NAME, TASK_ROOT_VARIABLE
 from agentry_runtime.errors import SettingsError, UnknownAgentError
+from agentry_runtime.pricing import ModelPrice
 from agentry_runtime.runtime import Runtime
 from agentry_runtime.settings import AgentLimits, FunctionSettings
 
@@ -24,6 +25,7 @@ LIMITS = AgentLimits(
     max_tool_failures=2,
     max_plan_retries=1,
     prompt_caching=False,
+    price=ModelPrice(input_per_million=1.0, output_per_million=5.0),
 )
 SETTINGS = FunctionSettings(
     table_name="agents",
@@ -34,6 +36,9 @@ SETTINGS = FunctionSettings(
     agents={"flights": LIMITS},
     ttl_days=3,
     max_request_bytes=1024,
+    model_read_timeout_seconds=30,
+    model_connect_timeout_seconds=5,
+    model_max_attempts=2,
 )
 SPEC = AgentSpec(
     description="Books flights.",

@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_camel
 
 from agentry_runtime.errors import SettingsError, UnknownAgentError
 from agentry_runtime.model import ModelClient, ModelSettings
+from agentry_runtime.pricing import ModelPrice
 from agentry_runtime.settings import AgentLimits, FunctionSettings, LoopSettings
 from agentry_runtime.tools import ToolRegistry
 
@@ -124,6 +125,8 @@ class Agent:
     model: ModelClient
     settings: LoopSettings = field(default_factory=LoopSettings)
     description: str = ""
+    #: What the model costs; None leaves its calls unpriced.
+    price: ModelPrice | None = None
 
     @property
     def model_id(self) -> str:
@@ -162,6 +165,7 @@ class AgentCatalog:
                     "description": agent.description,
                     "model": agent.model_id,
                     "tools": agent.tools.describe(),
+                    "price": agent.price,
                 }
                 for agent in agents
             },
@@ -198,6 +202,7 @@ class AgentCatalog:
                     "description": agents_file.agents[name].description,
                     "model": limits.model,
                     "tools": [t.model_dump(by_alias=True) for t in agents_file.agents[name].tools],
+                    "price": limits.price,
                 }
                 for name, limits in settings.agents.items()
             },
@@ -220,7 +225,8 @@ class AgentCatalog:
             return self._built[name]
 
     def describe(self, name: str) -> dict[str, Any]:
-        """``{"description", "model", "tools"}`` of an agent, without importing its toolsets."""
+        """``{"description", "model", "tools", "price"}`` of an agent, without importing its
+        toolsets."""
         if name not in self._builders:
             raise UnknownAgentError(name, self.names())
         return dict(self._summaries.get(name) or {})
@@ -260,4 +266,5 @@ def _build(
         model=model,
         settings=limits.loop_settings(),
         description=spec.description,
+        price=limits.price,
     )

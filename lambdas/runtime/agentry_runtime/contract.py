@@ -43,6 +43,10 @@ class ErrorType(StrEnum):
     MODEL_THROTTLED = "ModelThrottled"
     MODEL_UNAVAILABLE = "ModelUnavailable"
     MODEL_REJECTED = "ModelRejected"
+    #: Bedrock refused the model itself: access not granted in this account (AccessDenied), or
+    #: the model or profile does not exist here or reached end of life (ResourceNotFound).
+    #: Retrying cannot help; a human must grant access or change the stack's model.
+    MODEL_NOT_AVAILABLE = "ModelNotAvailable"
     PLANNING_FAILED = "PlanningFailed"
     TOOL_EXECUTION_FAILED = "ToolExecutionFailed"
     STEP_LIMIT_EXCEEDED = "StepLimitExceeded"
@@ -105,6 +109,41 @@ DETAIL_MODELS: dict[DetailType, type[_Detail]] = {
     DetailType.AGENT_COMPLETED: AgentCompleted,
     DetailType.AGENT_NEEDS_HUMAN: AgentNeedsHuman,
 }
+
+# --- CloudWatch metrics ---------------------------------------------------------------------
+
+#: Namespace and ``service`` dimension of every metric the runtime emits (Powertools EMF).
+METRICS_NAMESPACE = "Agentry"
+METRICS_SERVICE = "agentry"
+
+
+class Metric(StrEnum):
+    """Metric names the runtime emits; the stack's dashboard and alarms read the same names."""
+
+    STEPS_COMMITTED = "StepsCommitted"
+    STEP_CONFLICTS = "StepConflicts"
+    #: Dimension ``ErrorType``: one datapoint per typed agent error.
+    AGENT_ERRORS = "AgentErrors"
+    TOOL_FAILURES = "ToolFailures"
+    #: Step records the worker reported as batch item failures (SQS will redeliver them).
+    FAILED_RECORDS = "StepRecordsFailed"
+    #: Dimension ``Model`` (the model or profile id called): latency, tokens and cost in USD.
+    MODEL_LATENCY = "ModelLatency"
+    INPUT_TOKENS = "InputTokens"
+    OUTPUT_TOKENS = "OutputTokens"
+    CACHE_READ_TOKENS = "CacheReadInputTokens"
+    CACHE_WRITE_TOKENS = "CacheWriteInputTokens"
+    MODEL_COST = "ModelCostUSD"
+    #: Agents waiting for a human's approval of a tool call (emitted by the approval flow).
+    APPROVALS_WAITING = "ApprovalsWaiting"
+
+
+class MetricDimension(StrEnum):
+    """Dimension names of the runtime's metrics (besides ``service``)."""
+
+    ERROR_TYPE = "ErrorType"
+    MODEL = "Model"
+
 
 # --- DynamoDB single table -----------------------------------------------------------------
 
@@ -184,6 +223,11 @@ class Env(StrEnum):
     AGENTS = "AGENTRY_AGENTS"
     AGENT_TTL_DAYS = "AGENTRY_AGENT_TTL_DAYS"
     MAX_REQUEST_BYTES = "AGENTRY_MAX_REQUEST_BYTES"
+    #: The Bedrock client of the worker: read and connect timeout of one attempt, and attempts
+    #: of one call (boto3's standard retry mode); the limits check bounds a batch with them.
+    MODEL_READ_TIMEOUT_SECONDS = "AGENTRY_MODEL_READ_TIMEOUT_SECONDS"
+    MODEL_CONNECT_TIMEOUT_SECONDS = "AGENTRY_MODEL_CONNECT_TIMEOUT_SECONDS"
+    MODEL_MAX_ATTEMPTS = "AGENTRY_MODEL_MAX_ATTEMPTS"
 
 
 #: Where Lambda unpacks the bundle (set by the Lambda runtime; the agents file is relative to it).

@@ -10,8 +10,9 @@ AgentryError
 │   └── ItemTooLargeError     an item would pass the configured size limit
 ├── ModelError                carries the typed ErrorType and whether it is retryable
 │   ├── ModelThrottledError
-│   ├── ModelUnavailableError
-│   └── ModelRejectedError    validation / access denied / unknown model: not retryable
+│   ├── ModelUnavailableError     5xx, unreachable: retryable
+│   ├── ModelNotAvailableError    access not granted / no such model here / end of life
+│   └── ModelRejectedError        the request itself is invalid: not retryable
 ├── ToolError
 │   ├── UnknownToolError
 │   ├── ToolInputError
@@ -93,8 +94,16 @@ class ModelUnavailableError(ModelError):
     error_type = ErrorType.MODEL_UNAVAILABLE
 
 
+class ModelNotAvailableError(ModelError):
+    """The model cannot be used from this account: Bedrock denied access to it (model access not
+    granted, or the role lacks the grant) or does not know it here (wrong id or region, end of
+    life). Not retryable: it needs a human, once, not a recovery loop."""
+
+    error_type = ErrorType.MODEL_NOT_AVAILABLE
+
+
 class ModelRejectedError(ModelError):
-    """Bedrock rejected the request (validation, access denied, unknown model)."""
+    """Bedrock rejected the request itself (validation, bad parameters)."""
 
     error_type = ErrorType.MODEL_REJECTED
 

@@ -37,7 +37,7 @@ from agentry_runtime.errors import (
 )
 from agentry_runtime.events import Publisher
 from agentry_runtime.model import ModelTurn, estimate_tokens
-from agentry_runtime.observability import logger, metrics
+from agentry_runtime.observability import logger, metrics, record_agent_error, record_model_call
 from agentry_runtime.prompts import compaction_cut, converse_messages, system_prompt, transcript
 from agentry_runtime.state import (
     TERMINAL,
@@ -199,9 +199,7 @@ class AgentLoop:
             )
         except ModelError as exc:
             raise AgentError(exc.error_type, str(exc)) from exc
-        metrics.add_metric(name="ModelLatency", unit="Milliseconds", value=turn.latency_ms)
-        metrics.add_metric(name="InputTokens", unit="Count", value=turn.usage.input_tokens)
-        metrics.add_metric(name="OutputTokens", unit="Count", value=turn.usage.output_tokens)
+        record_model_call(agent.model_id, turn.usage, turn.latency_ms, agent.price)
 
         now = utcnow()
         usage = header.usage.plus(turn.usage)
@@ -245,6 +243,7 @@ class AgentLoop:
         except ModelError as exc:
             raise AgentError(exc.error_type, str(exc)) from exc
         metrics.add_metric(name="Compactions", unit="Count", value=1)
+        record_model_call(agent.model_id, usage, None, agent.price)
         return Summary(upto_seq=cut, text=text), usage
 
     def _decide(self, base: AgentHeader, turn: ModelTurn, agent: Agent) -> _Commit:
@@ -479,7 +478,7 @@ class AgentLoop:
         if header.status != target:
             check_transition(header.status, target)
         logger.warning("agent error", error_type=str(failure.error_type), reason=failure.message)
-        metrics.add_metric(name="AgentErrors", unit="Count", value=1)
+        record_agent_error(failure.error_type)
         return header.model_copy(
             update={
                 "status": target,

@@ -16,6 +16,7 @@ from agentry_runtime.contract import StepKind
 from agentry_runtime.errors import PublishError
 from agentry_runtime.events import Publisher
 from agentry_runtime.loop import announce
+from agentry_runtime.pricing import cost_view
 from agentry_runtime.prompts import RESUME_PREFIX
 from agentry_runtime.state import (
     AgentHeader,
@@ -206,6 +207,7 @@ class AgentService:
             "agent": agent_name,
             "modelId": header.model_id,
             "usage": header.usage.model_dump(by_alias=True),
+            "cost": cost_view(header.usage, definition.get("price")),
         }
         if header.last_plan_at:
             metadata["lastPlanGeneratedAt"] = _iso(header.last_plan_at)

@@ -31,6 +31,7 @@ from pydantic.alias_generators import to_camel
 
 from agentry_runtime.contract import Env
 from agentry_runtime.errors import SettingsError
+from agentry_runtime.pricing import ModelPrice
 
 __all__ = ["AGENT_NAME_PATTERN", "AgentLimits", "FunctionSettings", "LoopSettings"]
 
@@ -54,6 +55,7 @@ class AgentLimits(BaseModel):
     max_tool_failures: int = Field(ge=0, le=50, description="Failed tool rounds before an error.")
     max_plan_retries: int = Field(ge=0, le=10, description="Invalid model answers before an error.")
     prompt_caching: bool = Field(description="Mark the static prompt prefix as cacheable.")
+    price: ModelPrice = Field(description="What the agent's model costs (USD per million tokens).")
 
     def loop_settings(self) -> LoopSettings:
         """The loop's view of these limits."""
@@ -83,6 +85,15 @@ class FunctionSettings(BaseModel):
     )
     ttl_days: int = Field(ge=1, le=3650, description="Days an agent's items are kept (TTL).")
     max_request_bytes: int = Field(ge=1, le=6 * 1024 * 1024, description="Largest API body.")
+    model_read_timeout_seconds: int = Field(
+        ge=1, le=900, description="Bedrock client read timeout of one attempt."
+    )
+    model_connect_timeout_seconds: int = Field(
+        ge=1, le=60, description="Bedrock client connect timeout of one attempt."
+    )
+    model_max_attempts: int = Field(
+        ge=1, le=10, description="Attempts of one model call (boto3 standard retry mode)."
+    )
 
     @field_validator("agents")
     @classmethod
@@ -116,6 +127,9 @@ class FunctionSettings(BaseModel):
             ),
             Env.AGENT_TTL_DAYS.value: str(self.ttl_days),
             Env.MAX_REQUEST_BYTES.value: str(self.max_request_bytes),
+            Env.MODEL_READ_TIMEOUT_SECONDS.value: str(self.model_read_timeout_seconds),
+            Env.MODEL_CONNECT_TIMEOUT_SECONDS.value: str(self.model_connect_timeout_seconds),
+            Env.MODEL_MAX_ATTEMPTS.value: str(self.model_max_attempts),
         }
 
     @classmethod
@@ -156,6 +170,9 @@ _VARIABLES: dict[str, Env] = {
     "agents": Env.AGENTS,
     "ttl_days": Env.AGENT_TTL_DAYS,
     "max_request_bytes": Env.MAX_REQUEST_BYTES,
+    "model_read_timeout_seconds": Env.MODEL_READ_TIMEOUT_SECONDS,
+    "model_connect_timeout_seconds": Env.MODEL_CONNECT_TIMEOUT_SECONDS,
+    "model_max_attempts": Env.MODEL_MAX_ATTEMPTS,
 }
 
 

@@ -66,6 +66,9 @@ def _function_environment(
         agents=agents.limits(),
         ttl_days=config.agent.ttl_days,
         max_request_bytes=MAX_REQUEST_BYTES,
+        model_read_timeout_seconds=config.model_client.read_timeout_seconds,
+        model_connect_timeout_seconds=config.model_client.connect_timeout_seconds,
+        model_max_attempts=config.model_client.max_attempts,
     ).to_environment()
     return {name: names.get(name, value) for name, value in settings.items()}
 
@@ -229,8 +232,8 @@ def run(config: EnvironmentConfig) -> None:
         )
     worker_environment = {**environment, **toolset_environment}
     profiles = [
-        InferenceProfileGrant(id=p.id, model=p.model, regions=tuple(p.regions))
-        for p in config.inference_profiles
+        InferenceProfileGrant(id=p.id, model=p.model, regions=p.regions, kind=p.kind)
+        for p in config.resolved_profiles()
     ]
     worker_policy = pulumi.Output.all(
         table.arn, bus.arn, steps.arn, account_id, key_arn, toolset_statements
@@ -391,6 +394,8 @@ def main() -> None:
     """Entry point of ``pulumi up``: validate the stack's config, then declare the stack."""
     try:
         config = EnvironmentConfig.from_pulumi()
+        for warning in config.warnings():
+            pulumi.log.warn(str(warning))
         run(config)
     except ConfigError as exc:
         # RunError makes the CLI print the message alone: each line names a key and the reason.

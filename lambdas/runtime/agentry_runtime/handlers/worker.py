@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentry_runtime.contract import DetailType, StepRequested
+from agentry_runtime.contract import DetailType, Metric, StepRequested
 from agentry_runtime.observability import logger, metrics, tracer
 from agentry_runtime.runtime import get_runtime
 
@@ -69,4 +69,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    # The worker's alarm counts failed records (a partial failure is no function error).
+    failed = len(response.get("batchItemFailures") or [])
+    metrics.add_metric(name=Metric.FAILED_RECORDS, unit="Count", value=failed)
     return dict(response)
