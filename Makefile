@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
+STACKS := $(sort $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)))
 LAMBDAS  := $(wildcard lambdas/*/pyproject.toml)
 SOURCES  := $(filter-out %.egg-info,$(wildcard lambdas/*/agentry_*)) lambdas/support/infrastructure.py platform/agentry_platform stacks/agentry_stacks policies/agentry_policies
 
@@ -40,9 +41,14 @@ demo: venv
 plan: venv
 	$(BIN)/agentry plan $(STACK)
 
+# Every stack found (Pulumi.<stack>.yaml): the policy pack's rules with its pack config, then the
+# limits check. A stack without policies/<stack>.json fails, saying what to add.
 check: venv
-	$(BIN)/agentry check dev
-	$(BIN)/agentry check prod
+	@test -n "$(STACKS)" || { echo "make check: no Pulumi.<stack>.yaml found" >&2; exit 2; }
+	@set -e; for stack in $(STACKS); do \
+		echo "$(BIN)/agentry check $$stack"; $(BIN)/agentry check $$stack; \
+		echo "$(BIN)/agentry limits $$stack"; $(BIN)/agentry limits $$stack; \
+	done
 
 # With the Pulumi CLI and AWS credentials: deploy a stack with the policy pack enforced.
 up: venv

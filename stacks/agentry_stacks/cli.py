@@ -52,6 +52,43 @@ def check(
 
 
 @app.command()
+def limits(
+    stack: Annotated[str, typer.Argument(help="The stack to check (dev, prod...).")],
+    graph: Annotated[
+        Path | None,
+        typer.Option("--graph", help="Check this graph file (agentry plan --json), not a plan."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Check that STACK's limits agree across resources: exit 1 on any finding.
+
+    Worker batch vs function and visibility timeouts, api reserved concurrency vs the stage's
+    throttle, 4 KB environments, statelint, and what each principal that uses a KMS key is
+    granted against what AWS documents for its path.
+    """
+    from agentry_stacks.deploy.config import ConfigError
+    from agentry_stacks.offline.limits import LimitsError, limits_stack
+
+    try:
+        report = limits_stack(stack, graph_file=graph, project_dir=project_dir)
+    except (LimitsError, ConfigError) as exc:
+        typer.echo(f"agentry limits: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if json_output:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        for finding in report.findings:
+            typer.echo(f"{finding.check}: {finding.resource}: {finding.message}")
+        examined = ", ".join(f"{name} {count}" for name, count in report.examined.items())
+        verdict = "FAILED" if report.findings else "passed"
+        typer.echo(
+            f"{report.stack}: limits {verdict} — {len(report.findings)} finding(s) ({examined})"
+        )
+    raise typer.Exit(1 if report.findings else 0)
+
+
+@app.command()
 def plan(
     stack: Annotated[str, typer.Argument(help="The stack to plan (dev, prod...).")],
     json_output: Annotated[

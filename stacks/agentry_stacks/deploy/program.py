@@ -25,6 +25,7 @@ from agentry_platform.components.toolset import Toolset, ToolsetArgs
 from agentry_platform.components.topic import NotificationTopic, NotificationTopicArgs
 from agentry_platform.lib.bedrock import InferenceProfileGrant, bedrock_statements
 from agentry_platform.lib.iam import Statement, api_statements, rule_arn, worker_statements
+from agentry_platform.lib.kms import KeyPath
 from agentry_platform.lib.naming import physical_name, stack_tags
 from agentry_platform.lib.patterns import step_pattern
 from agentry_runtime.contract import AGENTS_FILE_NAME, Env, Handler
@@ -171,7 +172,15 @@ def run(config: EnvironmentConfig) -> None:
     if config.customer_managed_key:
         key = EncryptionKey(
             "key",
-            EncryptionKeyArgs(stack=stack, region=config.region, account_id=account_id, tags=tags),
+            EncryptionKeyArgs(
+                stack=stack,
+                region=config.region,
+                account_id=account_id,
+                tags=tags,
+                # EventBridge delivers to the encrypted queues, alarms to the encrypted topic,
+                # CloudWatch Logs writes the encrypted groups: each exactly as AWS documents it.
+                paths=(KeyPath.EVENTBRIDGE_TO_SQS, KeyPath.CLOUDWATCH_TO_SNS, KeyPath.LOGS),
+            ),
         )
         key_arn = key.arn
 
@@ -347,7 +356,21 @@ def run(config: EnvironmentConfig) -> None:
     # Only the platform's own publishers may put agentry.* events on the bus (issue #11).
     bus.restrict_publishers([worker.role_arn, api_function.role_arn, recovery.role_arn])
     # CloudWatch cannot publish to a topic under the AWS managed SNS key (its key policy does not
-    # admit cloudwatch.amazonaws.com); only the CMK, whose policy does, delivers alarms.
+    # admit cloudwatch.amazonaws.com): a stack without a key of its own gets one for its alarms.
+    alarm_key_arn = key_arn
+    if alarm_key_arn is None:
+        alarm_key_arn = EncryptionKey(
+            "alarms-key",
+            EncryptionKeyArgs(
+                stack=stack,
+                region=config.region,
+                account_id=account_id,
+                tags=tags,
+                paths=(KeyPath.CLOUDWATCH_TO_SNS,),
+                suffix="alarms-key",
+                description="the alarm topic (CloudWatch alarms publish to it)",
+            ),
+        ).arn
     alarm_topic = NotificationTopic(
         "alarms-topic",
         NotificationTopicArgs(
@@ -356,7 +379,7 @@ def run(config: EnvironmentConfig) -> None:
             display_name="Agentry alarms",
             emails=config.alarm_emails,
             account_id=account_id,
-            kms_key_arn=key_arn,
+            kms_key_arn=alarm_key_arn,
             publisher_service="cloudwatch.amazonaws.com",
             tags=tags,
         ),
