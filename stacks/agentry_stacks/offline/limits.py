@@ -343,9 +343,9 @@ class _Keys:
             for value in graph.identities(key):
                 self.names[value] = key
         for alias in graph.of(_ALIAS):
-            key = graph.find(_inputs(alias).get("targetKeyId"), _KEY)
-            if key is not None:
-                self.names[str(_inputs(alias).get("name"))] = key
+            target = graph.find(_inputs(alias).get("targetKeyId"), _KEY)
+            if target is not None:
+                self.names[str(_inputs(alias).get("name"))] = target
         self.role_documents: dict[str, list[PolicyDocument]] = {}
         for policy in graph.of(_ROLE_POLICY):
             role = graph.find(_inputs(policy).get("role"), _ROLE)
@@ -357,6 +357,7 @@ class _Keys:
             )
 
     def key_of(self, reference: Any) -> dict[str, Any] | None:
+        """The key a ``kmsKeyId``-like input names (ARN, id or alias)."""
         return self.names.get(reference) if isinstance(reference, str) else None
 
 
