@@ -11,6 +11,7 @@ import pulumi_aws as aws
 
 from agentry_platform.bundle import Bundle
 from agentry_platform.components._json import json_output
+from agentry_platform.components._options import named
 from agentry_platform.lib.iam import (
     Statement,
     assume_role_policy,
@@ -67,7 +68,7 @@ class AgentFunction(pulumi.ComponentResource):
         self, name: str, args: AgentFunctionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("agentry:function:AgentFunction", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = named(self)
         function_name = physical_name(args.stack, args.suffix)
         version = args.bundle.runtime_version
         tags = {**args.tags, "RuntimeVersion": version}
@@ -124,7 +125,7 @@ class AgentFunction(pulumi.ComponentResource):
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
             tags=tags,
             # The role's policy must exist before the first invocation can use it.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.policy]),
+            opts=named(self, depends_on=[self.log_group, self.policy]),
         )
         self.mapping: aws.lambda_.EventSourceMapping | None = None
         if args.queue is not None:

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from agentry_platform.components._json import json_output
+from agentry_platform.components._options import named
 from agentry_platform.lib.iam import key_policy
 from agentry_platform.lib.kms import KeyPath
 from agentry_platform.lib.naming import physical_name
@@ -61,7 +62,7 @@ class EncryptionKey(pulumi.ComponentResource):
             f"{name}-alias",
             name=f"alias/{physical_name(args.stack, args.suffix)}",
             target_key_id=self.key.key_id,
-            opts=child,
+            opts=named(self),
         )
         self.arn = self.key.arn
         self.register_outputs({"arn": self.arn, "alias": self.alias.name})

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from agentry_platform.components._json import json_output
+from agentry_platform.components._options import named
 from agentry_platform.components.bus import EventRule, EventRuleArgs
 from agentry_platform.lib.iam import (
     assume_role_policy,
@@ -57,7 +58,7 @@ class RecoveryWorkflow(pulumi.ComponentResource):
         self, name: str, args: RecoveryWorkflowArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("agentry:workflow:RecoveryWorkflow", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = named(self)
         machine_name = physical_name(args.stack, "recovery")
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
@@ -134,7 +135,7 @@ class RecoveryWorkflow(pulumi.ComponentResource):
             ),
             tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True),
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]),
+            opts=named(self, depends_on=[self.policy]),
         )
         self.start_role = aws.iam.Role(
             f"{name}-start-role",

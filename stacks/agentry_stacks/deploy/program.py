@@ -15,6 +15,7 @@ from agentry_platform.components.bus import EventBus, EventBusArgs, EventRule, E
 from agentry_platform.components.function import AgentFunction, AgentFunctionArgs, QueueSource
 from agentry_platform.components.http_api import HttpApi, HttpApiArgs
 from agentry_platform.components.keys import EncryptionKey, EncryptionKeyArgs
+from agentry_platform.components.operations import Operations, OperationsArgs
 from agentry_platform.components.queue import StepQueue, StepQueueArgs
 from agentry_platform.components.recovery_state_machine import (
     RecoveryWorkflow,
@@ -214,7 +215,7 @@ def run(config: EnvironmentConfig) -> None:
             tags=tags,
         ),
     )
-    EventRule(
+    step_rule = EventRule(
         "step-rule",
         EventRuleArgs(
             stack=stack,
@@ -390,8 +391,27 @@ def run(config: EnvironmentConfig) -> None:
             stack=stack,
             topic_arn=alarm_topic.arn,
             dlq_names={"steps": steps.dlq.name, "events": bus.dlq.name},
-            function_names={"worker": worker.name, "api": api_function.name},
+            # The worker's alarm is Operations' worker-failures: failed records and errors.
+            function_names={"api": api_function.name},
             state_machine_arn=recovery.arn,
+            tags=tags,
+        ),
+    )
+    operations = Operations(
+        "operations",
+        OperationsArgs(
+            stack=stack,
+            region=config.region,
+            topic_arn=alarm_topic.arn,
+            steps_queue_name=steps.queue.name,
+            dead_letter_queue_names={"steps": steps.dlq.name, "events": bus.dlq.name},
+            worker_function_name=worker.name,
+            api_function_name=api_function.name,
+            worker_timeout_seconds=config.worker.timeout_seconds,
+            state_machine_arn=recovery.arn,
+            bus_name=bus.name,
+            rule_names=[step_rule.rule.name, recovery.error_rule.rule.name],
+            models=sorted({limits.model for limits in agents.limits().values()}),
             tags=tags,
         ),
     )
@@ -409,6 +429,7 @@ def run(config: EnvironmentConfig) -> None:
     pulumi.export("recoveryStateMachineName", recovery.name)
     pulumi.export("workerFunctionName", worker.name)
     pulumi.export("apiFunctionName", api_function.name)
+    pulumi.export("dashboardName", operations.dashboard_name)
     pulumi.export("runtimeVersion", bundle.runtime_version)
     pulumi.export("bundleSha256", bundle.sha256_hex)
 

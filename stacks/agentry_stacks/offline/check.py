@@ -95,6 +95,7 @@ class _GraphResource(BaseModel):
     parent: str | None = None
     dependencies: list[str] = Field(default_factory=list)
     propertyDependencies: dict[str, list[str]] = Field(default_factory=dict)  # noqa: N815
+    options: dict[str, Any] = Field(default_factory=dict)
     inputs: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)
 
@@ -226,9 +227,9 @@ def _floats(value: Any) -> Any:
 
 def _options(resource: _GraphResource) -> PolicyResourceOptions:
     return PolicyResourceOptions(
-        protect=False,
+        protect=bool(resource.options.get("protect", False)),
         ignore_changes=[],
-        delete_before_replace=None,
+        delete_before_replace=resource.options.get("deleteBeforeReplace"),
         aliases=[],
         custom_timeouts=PolicyCustomTimeouts(0.0, 0.0, 0.0),
         additional_secret_outputs=[],
