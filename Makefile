@@ -8,7 +8,7 @@ STACKS := $(sort $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)))
 LAMBDAS  := $(wildcard lambdas/*/pyproject.toml)
 SOURCES  := $(filter-out %.egg-info,$(wildcard lambdas/*/agentry_*)) lambdas/support/infrastructure.py platform/agentry_platform stacks/agentry_stacks policies/agentry_policies
 
-.PHONY: venv test lint typecheck contracts pytest demo plan check up preview chaos bench clean
+.PHONY: venv test lint typecheck contracts pytest demo plan check lock up preview chaos bench clean
 
 venv: $(STAMP)
 
@@ -49,6 +49,11 @@ check: venv
 		echo "$(BIN)/agentry check $$stack"; $(BIN)/agentry check $$stack; \
 		echo "$(BIN)/agentry limits $$stack"; $(BIN)/agentry limits $$stack; \
 	done
+
+# The bundle's hashed lock (lambdas/bundle.lock): run after changing a pin of lambdas/ or
+# constraints.txt. Needs the package index; the lock itself holds names, versions and hashes only.
+lock: venv
+	$(BIN)/agentry lock
 
 # With the Pulumi CLI and AWS credentials: deploy a stack with the policy pack enforced.
 up: venv

@@ -23,10 +23,20 @@ from typing import Literal
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from agentry_platform.bundle_lock import (
+    MARKER,
+    BundleLock,
+    LockError,
+    read_constraints,
+    verify_installed,
+)
+
 __all__ = [
     "BUILD_DIR",
     "CONSTRAINTS",
     "LAMBDAS_DIR",
+    "LOCK_FILE",
+    "PROVIDED",
     "Bundle",
     "BundleError",
     "Source",
@@ -43,12 +53,14 @@ LAMBDAS_DIR = _REPO / "lambdas"
 BUILD_DIR = Path(os.environ.get("AGENTRY_BUILD_DIR") or _REPO / "build")
 #: Exact versions of transitive dependencies, so the bundle's wheels do not drift between builds.
 CONSTRAINTS = _REPO / "constraints.txt"
+#: The hashed lock the bundle's wheels are installed from (``make lock`` writes it).
+LOCK_FILE = LAMBDAS_DIR / "bundle.lock"
+#: Distributions the Lambda runtime provides (left out of every bundle and of the lock).
+PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3")
 
 # The Lambda Python runtime already ships these (and the function's boto3 is kept in step with
 # the service by AWS); bundling them would add ~20 MB and pin an older SDK over the managed one.
-_PROVIDED = frozenset(
-    canonicalize_name(name) for name in ("boto3", "botocore", "s3transfer", "jmespath", "urllib3")
-)
+_PROVIDED = frozenset(canonicalize_name(name) for name in PROVIDED)
 _PLATFORMS: dict[str, str] = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o644 << 16
@@ -113,24 +125,35 @@ def _digest(*parts: str) -> str:
 def _install_dependencies(
     reqs: list[str], architecture: Architecture, python_version: str, cache_dir: Path
 ) -> Path:
-    constraints = CONSTRAINTS.read_text(encoding="utf-8") if CONSTRAINTS.is_file() else ""
-    key = _digest(*reqs, _PLATFORMS[architecture], python_version, "cp", constraints)[:24]
+    """The lock's wheels for the target, installed (or a verified cached install reused)."""
+    try:
+        lock = BundleLock.load(LOCK_FILE)
+        lock.check_covers(reqs, read_constraints(CONSTRAINTS))
+    except LockError as exc:
+        raise BundleError(str(exc)) from None
+    key = _digest(lock.sha256, _PLATFORMS[architecture], python_version, "cp")[:24]
     target = cache_dir / "lambda-deps" / key
     if target.is_dir():
-        return target
+        if not verify_installed(target, lock):
+            return target
+        # Not what the lock installs any more (edited, partly deleted...): install it again.
+        shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=target.parent))
     command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "--require-hashes", "--no-deps",
         "--platform", _PLATFORMS[architecture], "--only-binary=:all:",
         "--python-version", python_version, "--implementation", "cp",
-        "--target", str(staging), "--no-compile", *reqs,
-        *(["--constraint", str(CONSTRAINTS)] if constraints else []),
+        "--target", str(staging), "--no-compile", "--requirement", str(LOCK_FILE),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        raise BundleError(f"pip could not fetch {reqs} for {architecture}: {result.stderr[-2000:]}")
+        raise BundleError(
+            f"pip could not install {LOCK_FILE.name} for {architecture}: {result.stderr[-2000:]}"
+        )
+    (staging / MARKER).write_text(lock.sha256 + "\n", encoding="utf-8")
     try:
         # Atomic publish: a concurrent build (pytest-xdist) of the same key may have won.
         staging.rename(target)
@@ -164,7 +187,7 @@ def _entries(sources: Sequence[Source], deps_dir: Path) -> dict[str, Path | byte
     provided = _provided_roots(deps_dir)
     for path in _walk(deps_dir):
         name = path.relative_to(deps_dir).as_posix()
-        if name.split("/", 1)[0] not in provided:
+        if name.split("/", 1)[0] not in provided and name != MARKER:
             entries[name] = path
     for source in sources:
         for package in source.packages:
@@ -218,8 +241,9 @@ def build_bundle(
 ) -> Bundle:
     """Build (or reuse) the bundle of ``sources`` plus generated ``files`` at the zip's root.
 
-    The zip holds exactly the sources' packages, the third-party wheels they require (Linux,
-    ``architecture``, CPython ``python_version``) and ``files``: nothing else of the project.
+    The zip holds exactly the sources' packages, the third-party wheels of the hashed lock
+    (``lambdas/bundle.lock``; Linux, ``architecture``, CPython ``python_version``), which must
+    cover what the sources require, and ``files``: nothing else of the project.
     """
     if architecture not in _PLATFORMS:
         raise BundleError(f"architecture: {architecture!r} is not one of {sorted(_PLATFORMS)}")

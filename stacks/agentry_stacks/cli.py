@@ -89,6 +89,38 @@ def limits(
 
 
 @app.command()
+def lock(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only check that the lock is current; write nothing.")
+    ] = False,
+) -> None:
+    """Write lambdas/bundle.lock: the bundle's wheels for every target, with their sha256.
+
+    Resolves what the runtime and every toolset require, under constraints.txt, with pip
+    (needs the package index). Run it after changing a pin (make lock).
+    """
+    from agentry_platform.bundle import CONSTRAINTS, LAMBDAS_DIR, LOCK_FILE, PROVIDED
+    from agentry_platform.bundle_lock import LockError, generate_lock
+    from agentry_stacks.deploy.toolsets import shippable_requirements
+
+    requirements = shippable_requirements(LAMBDAS_DIR)
+    try:
+        text = generate_lock(requirements, constraints=CONSTRAINTS, provided=PROVIDED)
+    except LockError as exc:
+        typer.echo(f"agentry lock: {exc}", err=True)
+        raise typer.Exit(2) from None
+    current = LOCK_FILE.read_text(encoding="utf-8") if LOCK_FILE.is_file() else ""
+    if check:
+        if text != current:
+            typer.echo(f"agentry lock: {LOCK_FILE.name} is not current: run make lock", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{LOCK_FILE.name} is current")
+        return
+    LOCK_FILE.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {LOCK_FILE} ({text.count('==')} distributions)")
+
+
+@app.command()
 def plan(
     stack: Annotated[str, typer.Argument(help="The stack to plan (dev, prod...).")],
     json_output: Annotated[
