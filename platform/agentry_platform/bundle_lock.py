@@ -27,6 +27,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -126,10 +127,10 @@ class BundleLock:
                 problems.append(f"{requirement.name} is not in the lock")
             elif not requirement.specifier.contains(Version(pin.version), prereleases=True):
                 problems.append(f"{requirement.name}=={pin.version} does not satisfy {raw}")
-        for name, pin in sorted(self.distributions.items()):
-            wanted = constraints.get(name)
+        for locked, pin in sorted(self.distributions.items()):
+            wanted = constraints.get(locked)
             if wanted is not None and wanted != pin.version:
-                problems.append(f"it pins {name}=={pin.version}, constraints.txt {wanted}")
+                problems.append(f"it pins {locked}=={pin.version}, constraints.txt {wanted}")
         if problems:
             raise LockError(f"lambdas/bundle.lock is stale ({'; '.join(problems)}): run make lock")
 
@@ -152,7 +153,7 @@ def read_constraints(path: Path) -> dict[str, str]:
 
 
 def lock_from_reports(
-    reports: Mapping[tuple[str, str], Mapping[str, object]],
+    reports: Mapping[tuple[str, str], Mapping[str, Any]],
     *,
     provided: Iterable[str],
     inputs_sha256: str,
@@ -162,13 +163,12 @@ def lock_from_reports(
     skip = {canonicalize_name(name) for name in provided}
     versions: dict[str, str] = {}
     hashes: dict[str, set[str]] = {}
-    names: dict[str, str] = {}
     resolved_sets = []
     for target, report in sorted(reports.items()):
         resolved = set()
-        for item in report.get("install", []):  # type: ignore[union-attr]
+        for item in report.get("install", []):
             metadata, download = item["metadata"], item["download_info"]
-            name = canonicalize_name(metadata["name"])
+            name: str = canonicalize_name(metadata["name"])
             if name in skip:
                 continue
             resolved.add(name)
@@ -178,7 +178,6 @@ def lock_from_reports(
             if not digest:
                 raise LockError(f"{name}: pip's report for {target} has no sha256")
             hashes.setdefault(name, set()).add(digest)
-            names[name] = metadata["name"]
         resolved_sets.append(resolved)
     if any(resolved != resolved_sets[0] for resolved in resolved_sets):
         raise LockError("targets resolve different distributions: the lock would not fit all")
@@ -206,7 +205,7 @@ def generate_lock(
 ) -> str:
     """Resolve ``requirements`` for every target with pip (network: the package index) and
     return the lock text."""
-    reports: dict[tuple[str, str], Mapping[str, object]] = {}
+    reports: dict[tuple[str, str], Mapping[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="agentry-lock-") as scratch:
         for platform, python in targets:
             report = Path(scratch) / f"{platform}-{python}.json"
