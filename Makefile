@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml $(LAMBDAS) platform/pyproject.toml stacks/pyproject.tom
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint -color=false .github/workflows/*.yml
 
 typecheck: venv
 	$(BIN)/mypy $(SOURCES)
