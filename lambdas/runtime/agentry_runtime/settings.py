@@ -32,7 +32,13 @@ from pydantic.alias_generators import to_camel
 from agentry_runtime.contract import Env
 from agentry_runtime.errors import SettingsError
 
-__all__ = ["AGENT_NAME_PATTERN", "AgentLimits", "FunctionSettings", "LoopSettings"]
+__all__ = [
+    "AGENT_NAME_PATTERN",
+    "AgentLimits",
+    "FunctionSettings",
+    "LoopSettings",
+    "ReconcilerSettings",
+]
 
 #: Agent definition names: short, lower-case, usable in metrics dimensions and ids.
 AGENT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
@@ -66,6 +72,23 @@ class AgentLimits(BaseModel):
         )
 
 
+class ReconcilerSettings(BaseModel):
+    """What the reconciler function runs with (only it gets ``AGENTRY_RECONCILER``)."""
+
+    model_config = _CONTRACT
+
+    stale_after_seconds: int = Field(
+        ge=0, le=86_400, description="An agent with no progress this long is announced again."
+    )
+    max_redrives: int = Field(
+        ge=0, le=20, description="Re-drives of a dead-lettered step before a human is asked."
+    )
+    dead_letter_queue_url: str = Field(description="The step queue's dead-letter queue.")
+    approval_window_seconds: int = Field(
+        ge=60, le=30 * 86_400, description="Unanswered approvals count as rejected after this."
+    )
+
+
 class FunctionSettings(BaseModel):
     """Everything a function built from the runtime bundle reads from its environment."""
 
@@ -83,6 +106,9 @@ class FunctionSettings(BaseModel):
     )
     ttl_days: int = Field(ge=1, le=3650, description="Days an agent's items are kept (TTL).")
     max_request_bytes: int = Field(ge=1, le=6 * 1024 * 1024, description="Largest API body.")
+    reconciler: ReconcilerSettings | None = Field(
+        default=None, description="The reconciler's settings (only its function has them)."
+    )
 
     @field_validator("agents")
     @classmethod
@@ -116,6 +142,11 @@ class FunctionSettings(BaseModel):
             ),
             Env.AGENT_TTL_DAYS.value: str(self.ttl_days),
             Env.MAX_REQUEST_BYTES.value: str(self.max_request_bytes),
+            **(
+                {Env.RECONCILER.value: self.reconciler.model_dump_json(by_alias=True)}
+                if self.reconciler is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -126,8 +157,9 @@ class FunctionSettings(BaseModel):
         for field_name, variable in _VARIABLES.items():
             value = environ.get(variable.value)
             if value is None:
-                problems.append(f"{variable.value}: required, not set")
-            elif variable is Env.AGENTS:
+                if variable not in _OPTIONAL:
+                    problems.append(f"{variable.value}: required, not set")
+            elif variable in (Env.AGENTS, Env.RECONCILER):
                 try:
                     raw[field_name] = json.loads(value)
                 except json.JSONDecodeError as exc:
@@ -156,7 +188,10 @@ _VARIABLES: dict[str, Env] = {
     "agents": Env.AGENTS,
     "ttl_days": Env.AGENT_TTL_DAYS,
     "max_request_bytes": Env.MAX_REQUEST_BYTES,
+    "reconciler": Env.RECONCILER,
 }
+# Variables only some functions get.
+_OPTIONAL = frozenset({Env.RECONCILER})
 
 
 def _variable_of(loc: tuple[int | str, ...]) -> str:
@@ -178,5 +213,4 @@ class LoopSettings:
     max_plan_retries: int = 2
     token_budget: int = 12_000
     tool_timeout_seconds: int = 10
-    tool_lease_seconds: int = 120
     max_tool_result_chars: int = 16_000
