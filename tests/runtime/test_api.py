@@ -14,8 +14,20 @@ import pytest
 from support.agents import flights_tools
 from support.world import REGION, World
 
+from agentry_offline.events import LambdaContext, http_api_event
 from agentry_runtime.contract import StepKind
-from agentry_runtime.state import Status
+from agentry_runtime.handlers import api
+from agentry_runtime.service import MAX_VIEW_BYTES
+from agentry_runtime.state import (
+    Message,
+    Origin,
+    Outcome,
+    Status,
+    ToolResult,
+    ToolResultBlock,
+    ToolUse,
+    ToolUseBlock,
+)
 
 GOAL = "Book a flight from New York to San Francisco for tomorrow"
 
@@ -302,3 +314,69 @@ def test_cancel_of_a_completed_agent_is_an_illegal_transition(world: World) -> N
 def test_unknown_route_is_a_json_404(world: World) -> None:
     status, body = world.call("GET", "/nope")
     _assert_error(status, body, 404, "path", "no such route")
+
+
+# --- bounded responses ---------------------------------------------------------------------------
+
+
+def test_the_view_of_an_agent_with_huge_tool_turns_is_bounded_in_bytes(world: World) -> None:
+    # GIVEN a legal agent whose 40 latest turns each hold 20 tool calls or results of 15 KB
+    store = world.runtime.store
+    header = world.runtime.service.create(GOAL)
+    piece = "x" * 15_000
+    seq = header.message_count
+    for turn in range(20):
+        ids = [f"tooluse_{turn}_{i}" for i in range(20)]
+        store.put_step_message(
+            header.agent_id,
+            Message(
+                seq=seq,
+                role="assistant",
+                content=[
+                    ToolUseBlock(tool_use=ToolUse(tool_use_id=i, name="n", input={"a": piece}))
+                    for i in ids
+                ],
+                step=2 * turn,
+                origin=Origin.MODEL,
+            ),
+            header.ttl,
+        )
+        store.put_step_message(
+            header.agent_id,
+            Message(
+                seq=seq + 1,
+                role="user",
+                content=[
+                    ToolResultBlock(
+                        tool_result=ToolResult(
+                            tool_use_id=i, content=[{"text": piece}], status="success"
+                        )
+                    )
+                    for i in ids
+                ],
+                step=2 * turn + 1,
+                origin=Origin.TOOL,
+                outcome=Outcome.SUCCEEDED,
+                tool_name="n",
+            ),
+            header.ttl,
+        )
+        seq += 2
+    store.commit(
+        header.version,
+        header.model_copy(update={"message_count": seq, "step": 40, "next_step": StepKind.PLAN}),
+    )
+    # WHEN it is read through the api
+    event = http_api_event("GET", f"/agents/{header.agent_id}")
+    response = api.handler(event, LambdaContext(function_name="agentry-api"))
+    # THEN the response stays far below Lambda's 6 MB limit (the history is cut by size and
+    # says so), and what it keeps is the newest part of the conversation
+    assert response["statusCode"] == 200
+    assert len(response["body"].encode()) <= MAX_VIEW_BYTES + 100_000
+    view = json.loads(response["body"])
+    context = view["context"]
+    assert context["historyTruncated"]
+    assert context["historyTruncatedBySize"]
+    assert view["planTruncated"]
+    assert 0 < len(context["conversationHistory"]) < 41
+    assert context["conversationHistory"][-1]["origin"] == "tool"

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from support.agents import flights_tools
 from support.world import World
 
@@ -18,20 +16,6 @@ from agentry_runtime.settings import LoopSettings
 from agentry_runtime.state import Status
 
 GOAL = "Book a flight from New York to San Francisco for tomorrow"
-
-
-@pytest.fixture
-def world_factory(agent_table: str) -> Iterator[Any]:
-    worlds: list[World] = []
-
-    def make(**kwargs: Any) -> World:
-        world = World(agent_table, **kwargs)
-        worlds.append(world)
-        return world
-
-    yield make
-    for world in worlds:
-        world.close()
 
 
 def _final(world: World, agent_id: str) -> Any:

@@ -27,7 +27,7 @@ from agentry_runtime.contract import EVENT_SOURCE, DetailType
 from agentry_runtime.events import Publisher
 from agentry_runtime.handlers import api, worker
 from agentry_runtime.runtime import set_runtime
-from agentry_runtime.settings import LoopSettings
+from agentry_runtime.settings import LoopSettings, ReconcilerSettings
 from agentry_runtime.store import AgentStore
 from agentry_runtime.tools import ToolRegistry
 from support.agents import MODEL_ID, flights_agent, single_agent_runtime
@@ -49,6 +49,7 @@ class World:
     tools: ToolRegistry | None = None
     settings: LoopSettings = field(default_factory=LoopSettings)
     max_receive_count: int = 0
+    max_redrives: int = 2
     worker_timeout_ms: int = 60_000
 
     def __post_init__(self) -> None:
@@ -93,6 +94,13 @@ class World:
         self.store = AgentStore(self.table_name, client=self.dynamodb)
         self.runtime = single_agent_runtime(self.store, self.publisher, self.agent)
         self.runtime.sqs = self.sqs
+        self.runtime.reconciler_settings = ReconcilerSettings(
+            stale_after_seconds=0,
+            max_redrives=self.max_redrives,
+            dead_letter_queue_url=getattr(self, "dlq_url", None) or self._queue("unused-dlq")[0],
+            approval_window_seconds=3600,
+        )
+        self.pending = False
         set_runtime(self.runtime)
         self.observed: list[dict[str, Any]] = []
 
@@ -125,9 +133,14 @@ class World:
 
     # --- delivery ---------------------------------------------------------------------------
 
-    def announce(self) -> int:
-        """Hand every new stream record to the announcer (in order); how many were handed."""
+    def announce(self, *, strict: bool = True) -> int:
+        """Hand every new stream record to the announcer (in order); how many were handed.
+
+        When the announcer asks for a retry, ``strict`` raises; otherwise the shard's position
+        stays before the record to retry, as the event source mapping keeps it (``pending``).
+        """
         handed = 0
+        self.pending = False
         shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
         for shard in shards.get("Shards", []):
             shard_id = shard["ShardId"]
@@ -144,27 +157,58 @@ class World:
             retry_from = self.runtime.announcer.announce(
                 [StreamRecord.from_lambda(record) for record in records]
             )
-            if retry_from is not None:
-                raise AssertionError(f"the announcer could not publish from {retry_from}")
-            self._positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
             handed += len(records)
+            if retry_from is not None:
+                if strict:
+                    raise AssertionError(f"the announcer could not publish from {retry_from}")
+                self.pending = True
+                numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+                done = numbers[: numbers.index(retry_from)]
+                if done:
+                    self._positions[shard_id] = done[-1]
+                continue
+            self._positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
         return handed
+
+    def give_up_on_stream(self) -> None:
+        """Skip every record not yet announced, as a mapping past its record age does."""
+        self._positions = {
+            shard["ShardId"]: shard["SequenceNumberRange"].get("EndingSequenceNumber")
+            or self._last_sequence(shard["ShardId"])
+            for shard in self.streams.describe_stream(StreamArn=self.stream_arn)[
+                "StreamDescription"
+            ].get("Shards", [])
+        }
+
+    def replay_stream(self) -> None:
+        """Hand the whole stream to the announcer again from its start (a replayed mapping)."""
+        self._positions = {}
+
+    def _last_sequence(self, shard_id: str) -> str | None:
+        iterator = self.streams.get_shard_iterator(
+            StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = self.streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        return records[-1]["dynamodb"]["SequenceNumber"] if records else None
 
     def pump(
         self,
         *,
         duplicate: bool = False,
         max_batches: int = 500,
+        strict: bool = True,
         before_batch: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> int:
         """Announce and deliver step events to the worker until nothing moves; batches run."""
         for batch_number in range(max_batches):
-            self.announce()
+            self.announce(strict=strict)
             messages = self.sqs.receive_message(
                 QueueUrl=self.steps_url,
                 MaxNumberOfMessages=10,
                 AttributeNames=["All"],
             ).get("Messages", [])
+            if not messages and self.pending:
+                continue  # the mapping retries the records it could not announce
             if not messages:
                 self._collect_others()
                 return batch_number

@@ -24,7 +24,7 @@ from typing import Any
 
 from agentry_runtime.announce import lifecycle_events, step_events
 from agentry_runtime.contract import META_SK, SORT_KEY
-from agentry_runtime.errors import CorruptItemError
+from agentry_runtime.errors import CorruptItemError, StoreError
 from agentry_runtime.events import Event, Publisher
 from agentry_runtime.observability import logger, metrics
 from agentry_runtime.state import utcnow
@@ -79,12 +79,17 @@ class Announcer:
         blocked: int | None = None
         for index, record in enumerate(records):
             if not self._plan(index, record, planned):
-                blocked = index  # another announcer holds a lifecycle claim: retry from here
+                # A lifecycle claim is held elsewhere or could not be taken: retry from here.
+                blocked = index
                 break
         failed = set(self.publisher.publish([p.event for p in planned]))
         for position, item in enumerate(planned):
-            if item.claim is not None and position not in failed:
-                self.store.finish_announcement(*item.claim)
+            if item.claim is None:
+                continue
+            if position in failed:
+                self._release(item.claim)
+            else:
+                self._finish(item.claim)
         metrics.add_metric(name="EventsAnnounced", unit="Count", value=len(planned) - len(failed))
         if failed:
             metrics.add_metric(name="AnnounceFailures", unit="Count", value=len(failed))
@@ -112,18 +117,40 @@ class Announcer:
             return True
         planned.extend(_Planned(index, event, None) for event in step_events(old, new))
         for event in lifecycle_events(old, new):
-            claimed = self.store.claim_announcement(
-                new.agent_id,
-                new.version,
-                new.nonce,
-                lease_seconds=CLAIM_SECONDS,
-                ttl=int(utcnow().timestamp()) + RECORD_TTL_SECONDS,
-            )
+            claim = (new.agent_id, new.version, new.nonce)
+            if any(p.claim == claim for p in planned):
+                continue  # the same record twice in one batch: this batch announces it already
+            try:
+                claimed = self.store.claim_announcement(
+                    new.agent_id,
+                    new.version,
+                    new.nonce,
+                    lease_seconds=CLAIM_SECONDS,
+                    ttl=int(utcnow().timestamp()) + RECORD_TTL_SECONDS,
+                )
+            except StoreError:
+                logger.warning("could not claim an announcement", agent_id=new.agent_id)
+                claimed = None
             if claimed is None:
                 return False
             if claimed:
-                planned.append(_Planned(index, event, (new.agent_id, new.version, new.nonce)))
+                planned.append(_Planned(index, event, claim))
         return True
+
+    def _finish(self, claim: tuple[str, int, int]) -> None:
+        try:
+            self.store.finish_announcement(*claim)
+        except StoreError:
+            # The event is out; failing the batch would publish it again. Left CLAIMED, the
+            # record is only re-announced if the stream is replayed after the lease passed.
+            logger.warning("could not mark an announcement done", agent_id=claim[0])
+
+    def _release(self, claim: tuple[str, int, int]) -> None:
+        try:
+            self.store.release_announcement(*claim)
+        except StoreError:
+            # Then the retry waits for the lease to pass (CLAIM_SECONDS): slower, still safe.
+            logger.warning("could not release an announcement claim", agent_id=claim[0])
 
 
 def _sort_key(keys: Mapping[str, Any]) -> str | None:

@@ -275,6 +275,8 @@ def _bounded(messages: list[Message], max_bytes: int) -> tuple[list[Message], bo
     total = 0
     for message in reversed(messages):
         size = len(json.dumps(_history_entry(message)).encode())
+        if message.tool_uses() or message.tool_results():
+            size *= 2  # the plan repeats its calls' inputs and results (cut the same way)
         if kept and total + size > max_bytes:
             return list(reversed(kept)), True
         kept.append(message)

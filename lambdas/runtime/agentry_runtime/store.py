@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -545,6 +546,20 @@ class AgentStore:
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":done": {"S": "DONE"}},
         )
+
+    def release_announcement(self, agent_id: str, version: int, nonce: int) -> None:
+        """Give up a claim whose publish failed, so the retry need not wait out its lease."""
+        # A claim finished meanwhile (or never taken) fails the condition: nothing to give back.
+        with contextlib.suppress(ConditionFailedError):
+            self._call(
+                "update_item",
+                TableName=self.table_name,
+                Key=_key(agent_id, announce_sk(version, nonce)),
+                UpdateExpression="SET #lease = :zero",
+                ConditionExpression="#status = :claimed",
+                ExpressionAttributeNames={"#status": "status", "#lease": "leaseUntil"},
+                ExpressionAttributeValues={":claimed": {"S": "CLAIMED"}, ":zero": {"N": "0"}},
+            )
 
     # --- reconciler -----------------------------------------------------------------------
 
