@@ -82,7 +82,7 @@ def make_agents(runtime: Runtime) -> dict[Status, str]:
             service.cancel(header.agent_id)
         elif status != Status.INITIATED:
             # Set the status directly: how the agent got there does not matter to the api.
-            store.update_header(
+            store.commit(
                 header.version, header.model_copy(update={"status": status, "next_step": None})
             )
     return agents

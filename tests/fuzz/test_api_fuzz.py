@@ -10,11 +10,15 @@ from __future__ import annotations
 import itertools
 import json
 import string
+from base64 import b64encode
 from typing import Any
 
+import pytest
 from fuzz_world import FUZZ, ApiWorld, request
 from hypothesis import given
 from hypothesis import strategies as st
+
+from agentry_runtime.state import Status
 
 METHODS = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
 ROUTES = [
@@ -146,3 +150,104 @@ def test_the_write_hook_sees_what_a_request_stores(api_world: ApiWorld) -> None:
     # THEN its writes were seen (so a 4xx that wrote something could not go unnoticed)
     assert status == 202
     assert "TransactWriteItems" in api_world.writes
+
+
+# --- hostile encodings, depths, numbers and queries ----------------------------------------------
+
+
+def _nested(depth: int, leaf: Any = 1) -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"a": value}
+    return value
+
+
+def _raw(event: dict[str, Any], *, body: str, base64: bool) -> dict[str, Any]:
+    return event | {"body": body, "isBase64Encoded": base64}
+
+
+HOSTILE_BODIES = {
+    "nested 10000 deep": '{"goal": "Fly", "x": ' + "[" * 10_000 + "]" * 10_000 + "}",
+    "nested 17 deep": json.dumps({"goal": "Fly", "x": _nested(17)}),
+    "a 5000-digit integer": '{"goal": "Fly", "limit": ' + "9" * 5000 + "}",
+    "a huge exponent": '{"goal": "Fly", "x": 1e999999}',
+    "NaN": '{"goal": "Fly", "x": NaN}',
+    "a blank goal": '{"goal": " \\t\\n "}',
+    "a goal of only a zero-width space": '{"goal": "\\u200b"}',
+    "a lone surrogate escape": '{"goal": "\\udc80"}',
+    "duplicate keys": '{"goal": "Fly", "goal": ""}',
+    "a UTF-16 body": "\ufeff{}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_BODIES))
+@pytest.mark.parametrize("route", ["/agents", "/agents/{id}/resume", "/agents/{id}/messages"])
+def test_hostile_bodies_are_4xx_naming_a_field(api_world: ApiWorld, case: str, route: str) -> None:
+    # GIVEN a body route WHEN the body is hostile
+    path = route.replace("{id}", api_world.agents[Status.NEEDS_HUMAN])
+    event = request("POST", path, body=HOSTILE_BODIES[case])
+    # THEN a 4xx that names a field (or a success for a body that is in fact valid), no 5xx
+    status = _check(api_world, event)
+    if case.startswith(("nested 10000", "a 5000", "a blank", "a lone", "a UTF-16")):
+        assert 400 <= status < 500
+
+
+@pytest.mark.parametrize(
+    ("body", "base64"),
+    [
+        ("!!!not base64!!!", True),
+        (b64encode(b"\xff\xfe\x00 not utf-8").decode(), True),
+        (b64encode(b'{"goal": "Fly to Boston"}').decode() + "=", True),
+        ("\udc80", False),
+    ],
+)
+def test_bad_encodings_are_a_400_naming_the_body(
+    api_world: ApiWorld, body: str, base64: bool
+) -> None:
+    # GIVEN a body that is not base64, or not UTF-8 once decoded
+    event = _raw(request("POST", "/agents", body="{}"), body=body, base64=base64)
+    # WHEN it arrives THEN a 400 that names the body, nothing stored
+    status = _check(api_world, event)
+    assert status == 400
+
+
+def test_a_valid_base64_body_is_read(api_world: ApiWorld) -> None:
+    # GIVEN a base64-encoded JSON body, as API Gateway passes binary media types
+    body = b64encode(b'{"goal": "Fly to Boston"}').decode()
+    event = _raw(request("POST", "/agents", body="{}"), body=body, base64=True)
+    # WHEN it arrives THEN the agent is created
+    assert _check(api_world, event) == 202
+
+
+@pytest.mark.parametrize(
+    "limit", ["9" * 400, "1e9", "-0", "0x10", "٣", "1" + "0" * 30, "NaN", "inf", " 5 "]
+)
+def test_hostile_limits_are_a_400_or_a_page(api_world: ApiWorld, limit: str) -> None:
+    # GIVEN a known agent WHEN its messages are read with a hostile limit
+    agent = api_world.agents[Status.COMPLETED]
+    event = request("GET", f"/agents/{agent}/messages", query={"limit": limit})
+    # THEN a page or a 400 naming the limit
+    status, body, _ = api_world.call(event)
+    assert status in (200, 400), body
+    if status == 400:
+        assert body["error"]["fields"][0]["field"] == "limit"
+
+
+@FUZZ
+@given(
+    depth=st.integers(0, 200),
+    digits=st.integers(1, 400),
+    base64=st.booleans(),
+    route=st.sampled_from(["/agents", "/agents/{id}/resume", "/agents/{id}/cancel"]),
+)
+def test_deep_bodies_long_numbers_and_encodings_never_break_the_api(
+    api_world: ApiWorld, depth: int, digits: int, base64: bool, route: str
+) -> None:
+    # GIVEN any nesting depth, any length of integer, plain or base64-encoded
+    text = json.dumps({"goal": "Fly", "reason": "r", "x": _nested(depth, 0)})
+    text = text.replace('"x": ', f'"n": {"7" * digits}, "x": ', 1)
+    body = b64encode(text.encode()).decode() if base64 else text
+    path = route.replace("{id}", api_world.agents[Status.INITIATED])
+    event = _raw(request("POST", path, body="{}"), body=body, base64=base64)
+    # THEN a sound answer: success, or a 4xx naming a field that stores nothing
+    _check(api_world, event)

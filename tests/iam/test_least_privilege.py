@@ -81,14 +81,35 @@ def test_the_recovery_path_passes_with_each_function_as_its_role(
         assert world.denials == []
 
 
-@pytest.mark.parametrize("sid", ["PublishEvents", "AgentTable"])
-def test_a_worker_role_missing_a_statement_it_needs_fails_the_happy_path(
-    dev_graph: dict[str, Any], sid: str
+@pytest.mark.parametrize(
+    ("function", "sid"),
+    [
+        ("worker", "AgentTable"),
+        ("announcer", "PublishEvents"),
+    ],
+)
+def test_a_role_missing_a_statement_it_needs_fails_the_happy_path(
+    dev_graph: dict[str, Any], function: str, sid: str
 ) -> None:
-    # GIVEN the graph with one statement the worker needs removed from its role
-    narrowed = without_statement(dev_graph, "worker-policy", sid)
+    # GIVEN the graph with one statement a function needs removed from its role
+    narrowed = without_statement(dev_graph, f"{function}-policy", sid)
     with enforced_environment(narrowed) as world:
-        # WHEN the happy path runs THEN it fails, and the reason is a denial
+        # WHEN the happy path runs THEN it fails, and the reason is a denial of that role
         with pytest.raises(AssertionError):
             _book_a_flight(world)
-        assert any("worker-role" in d for d in world.denials), world.denials
+        assert any(f"{function}-role" in d for d in world.denials), world.denials
+
+
+def test_an_announcer_that_cannot_claim_announcements_strands_the_recovery_path(
+    dev_graph: dict[str, Any],
+) -> None:
+    # GIVEN the announcer's role without its announcement claims, a booking tool that fails
+    narrowed = without_statement(dev_graph, "announcer-policy", "ClaimAnnouncements")
+    with enforced_environment(narrowed, failing={"book_flight"}) as world:
+        env = world.env
+        agent_id = env.start(GOAL)
+        # WHEN the agent fails THEN its error is never announced: no recovery, no human
+        env.run_until_idle(timeout=60)
+        assert env.agent(agent_id)["status"] != "NEEDS_HUMAN"
+        assert not env.notifications()
+        assert any("announcer-role" in d for d in world.denials), world.denials

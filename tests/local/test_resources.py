@@ -29,22 +29,37 @@ def test_resources_carry_the_graphs_names_and_settings(dev_graph: dict[str, Any]
         )
         assert attributes["QueueArn"] == queue["outputs"]["arn"]
         assert attributes["VisibilityTimeout"] == "0"
-        # AND every rule has the graph's event pattern on the graph's bus
-        for rule in (r for r in dev_graph["resources"] if r["type"] == RULE):
+        # AND every pattern rule has the graph's event pattern on the graph's bus
+        rules = [r for r in dev_graph["resources"] if r["type"] == RULE]
+        assert any("scheduleExpression" in r["inputs"] for r in rules)  # the reconciler's
+        for rule in (r for r in rules if "eventPattern" in r["inputs"]):
             described = events.describe_rule(
                 Name=rule["inputs"]["name"], EventBusName=rule["inputs"]["eventBusName"]
             )
             assert json.loads(described["EventPattern"]) == json.loads(
                 rule["inputs"]["eventPattern"]
             )
-        # AND the table has the graph's keys and TTL
+        # AND the table has the graph's keys, indexes, stream and TTL
         table = resource(dev_graph, "aws:dynamodb/table:Table", "table-table")
         ttl = ddb.describe_time_to_live(TableName=table["inputs"]["name"])
         assert (
             ttl["TimeToLiveDescription"]["AttributeName"] == table["inputs"]["ttl"]["attributeName"]
         )
+        described_table = ddb.describe_table(TableName=table["inputs"]["name"])["Table"]
+        assert {i["IndexName"] for i in described_table["GlobalSecondaryIndexes"]} == {
+            i["name"] for i in table["inputs"]["globalSecondaryIndexes"]
+        }
+        assert (
+            described_table["StreamSpecification"]["StreamViewType"]
+            == table["inputs"]["streamViewType"]
+        )
         # AND the functions use the graph's handlers and environment
-        assert {f.entry_point for f in env.functions.values()} == {Handler.API, Handler.WORKER}
+        assert {f.entry_point for f in env.functions.values()} == {
+            Handler.API,
+            Handler.WORKER,
+            Handler.ANNOUNCER,
+            Handler.RECONCILER,
+        }
         assert (
             env.api.environment
             == resource(dev_graph, "aws:lambda/function:Function", "api-function")["inputs"][

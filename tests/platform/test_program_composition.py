@@ -19,7 +19,8 @@ COMPONENTS = {
     "agentry:function:AgentFunction",
     "agentry:api:HttpApi",
     "agentry:topic:NotificationTopic",
-    "agentry:workflow:RecoveryWorkflow",
+    "agentry:recovery:RecoveryStateMachine",
+    "agentry:schedule:Schedule",
     "agentry:alarms:Alarms",
 }
 

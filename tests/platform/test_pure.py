@@ -29,7 +29,6 @@ from agentry_platform.lib.recovery_definition import backoff_delays, recovery_de
 from agentry_policies.documents import Decision, Request, evaluate, parse_document
 from agentry_runtime.contract import (
     EVENT_SOURCE,
-    RECOVERY_SOURCE,
     RETRYABLE_ERRORS,
     DetailType,
     ErrorType,
@@ -90,11 +89,22 @@ def test_profile_without_regions_is_refused() -> None:
 # --- patterns, naming, IAM ------------------------------------------------------------------
 
 
-def test_step_pattern_takes_runtime_and_recovery_step_requests() -> None:
+def test_step_pattern_takes_the_announcers_step_requests() -> None:
     assert step_pattern() == {
-        "source": [EVENT_SOURCE, RECOVERY_SOURCE],
+        "source": [EVENT_SOURCE],
         "detail-type": [DetailType.STEP_REQUESTED.value],
     }
+
+
+def test_the_announcer_takes_only_header_writes_from_the_stream() -> None:
+    from agentry_platform.lib.patterns import header_changes_pattern
+    from agentry_stacks.local.streams import matches
+
+    [pattern] = header_changes_pattern()
+    header = {"eventName": "MODIFY", "dynamodb": {"Keys": {"sk": {"S": "META"}}}}
+    message = {"eventName": "INSERT", "dynamodb": {"Keys": {"sk": {"S": "MSG#00000001"}}}}
+    deleted = {"eventName": "REMOVE", "dynamodb": {"Keys": {"sk": {"S": "META"}}}}
+    assert [matches(pattern, r) for r in (header, message, deleted)] == [True, False, False]
 
 
 def test_error_pattern_takes_runtime_agent_errors_only() -> None:
@@ -130,23 +140,22 @@ def _resources(statements: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 def test_worker_statements_are_scoped_to_arns_and_key_is_optional() -> None:
     # GIVEN no CMK WHEN the worker's statements are built THEN no KMS grant appears
-    without_key = worker_statements(
-        table_arn="t", bus_arn="b", queue_arn="q", bedrock=[], key_arn=None
-    )
+    without_key = worker_statements(table_arn="t", queue_arn="q", bedrock=[], key_arn=None)
     assert "UseDataKey" not in _resources(without_key)
-    # AND with a key, KMS is granted on that key only
-    with_key = worker_statements(table_arn="t", bus_arn="b", queue_arn="q", bedrock=[], key_arn="k")
+    # AND with a key, KMS is granted on that key only; the worker never publishes
+    with_key = worker_statements(table_arn="t", queue_arn="q", bedrock=[], key_arn="k")
     assert _resources(with_key) == {
         "AgentTable": ["t"],
-        "PublishEvents": ["b"],
         "ConsumeSteps": ["q"],
         "UseDataKey": ["k"],
     }
+    assert not [a for s in with_key for a in s["Action"] if a.startswith("events:")]
     assert all("*" not in a for s in with_key for a in s["Action"])
 
 
 def test_recovery_role_uses_star_only_for_actions_without_resource_permissions() -> None:
-    statements = recovery_statements(table_arn="t", bus_arn="b", topic_arn="s", key_arn=None)
+    statements = recovery_statements(table_arn="t", topic_arn="s", key_arn=None)
+    assert not [a for s in statements for a in s["Action"] if a.startswith("events:")]
     starred = {a for s in statements if s["Resource"] == ["*"] for a in s["Action"]}
     assert starred
     assert all(a.startswith(("logs:", "xray:")) for a in starred)
@@ -243,7 +252,6 @@ def test_bus_policy_refuses_agentry_events_from_anyone_but_the_publishers() -> N
 def _definition(**overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "table_name": "agentry-dev-agents",
-        "bus_name": "agentry-dev-bus",
         "topic_arn": "arn:aws:sns:us-east-1:123456789012:agentry-dev-needs-human",
         "max_attempts": 3,
         "delay_seconds": 5,
@@ -276,13 +284,15 @@ def test_conditional_writes_end_quietly_when_stale() -> None:
         assert states[stale["Next"]]["Type"] == "Succeed"
 
 
-def test_choice_is_on_the_typed_error_type() -> None:
+def test_choice_is_on_the_headers_typed_error_type() -> None:
     # GIVEN the definition WHEN its retry choice is read
     [rule] = _definition()["States"]["IsRetryable"]["Choices"]
-    # THEN it compares $.detail.errorType for equality with each retryable error, nothing else
+    # THEN it compares the header's error type for equality with each retryable error (the
+    # event's own errorType is never trusted), nothing else
     assert rule["Or"] == [
-        {"Variable": "$.detail.errorType", "StringEquals": e.value} for e in RETRYABLE_ERRORS
+        {"Variable": "$.header.errorType", "StringEquals": e.value} for e in RETRYABLE_ERRORS
     ]
+    assert "$.detail.errorType" not in json.dumps(_definition())
     text = json.dumps(_definition())
     assert "StringMatches" not in text
     assert ErrorType.MODEL_REJECTED.value not in text
@@ -315,6 +325,19 @@ def test_no_attempts_allowed_goes_straight_to_a_human() -> None:
     assert Linter.validate(definition) == []
 
 
-def test_a_parked_agent_is_not_parked_twice() -> None:
-    condition = _definition()["States"]["MarkNeedsHuman"]["Parameters"]["ConditionExpression"]
-    assert "#status <> :needsHuman" in condition
+def test_every_write_requires_the_failure_the_machine_was_started_for() -> None:
+    states = _definition()["States"]
+    for name in ("RecordAttempt", "MarkNeedsHuman"):
+        parameters = states[name]["Parameters"]
+        assert parameters["ConditionExpression"] == "#step = :step AND #status = :failed", name
+        assert parameters["ExpressionAttributeValues"][":failed"] == {"S.$": "$.header.status"}
+
+
+def test_the_machine_reads_only_what_it_needs_of_the_header() -> None:
+    load = _definition()["States"]["LoadAgent"]["Parameters"]
+    assert sorted(load["ExpressionAttributeNames"].values()) == [
+        "lastErrorType",
+        "recoveryAttempts",
+        "status",
+        "step",
+    ]

@@ -1,4 +1,8 @@
-"""The recovery definition really runs in moto's Step Functions interpreter."""
+"""The recovery definition really runs in moto's Step Functions interpreter.
+
+It trusts only the event's ids: what it does follows from the agent's header, so forged, stale
+or duplicate ``Agent Error`` events change nothing and notify nobody.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,18 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from agentry_platform.lib.recovery_definition import NOTIFICATION_SUBJECT, recovery_definition
+from agentry_platform.lib.recovery_definition import (
+    NOTIFICATION_SUBJECT,
+    NOTIFICATION_TEXT,
+    recovery_definition,
+)
 from agentry_runtime.contract import (
     EVENT_SOURCE,
-    NEEDS_HUMAN_STATUS,
-    RECOVERING_STATUS,
-    RECOVERY_SOURCE,
     DetailType,
     ErrorType,
+    Status,
     agent_pk,
+    table_schema,
 )
 
 REGION = "us-east-1"
@@ -59,18 +66,7 @@ def sandbox() -> Iterator[Sandbox]:
         iam = boto3.client("iam", region_name=REGION)
 
         table = "agentry-test-agents"
-        ddb.create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        ddb.create_table(**table_schema(table))
         bus = "agentry-test-bus"
         events.create_event_bus(Name=bus)
         step_queue_url = sqs.create_queue(QueueName="steps")["QueueUrl"]
@@ -93,7 +89,6 @@ def sandbox() -> Iterator[Sandbox]:
         )["Role"]["Arn"]
         definition = recovery_definition(
             table_name=table,
-            bus_name=bus,
             topic_arn=topic_arn,
             max_attempts=MAX_ATTEMPTS,
             delay_seconds=0,
@@ -104,17 +99,29 @@ def sandbox() -> Iterator[Sandbox]:
         yield Sandbox(ddb, sfn, sqs, table, machine_arn, step_queue_url, human_queue_url)
 
 
-def _put_agent(box: Sandbox, agent_id: str, *, step: int, attempts: int) -> None:
+def _put_agent(
+    box: Sandbox,
+    agent_id: str,
+    *,
+    step: int,
+    attempts: int,
+    status: Status = Status.TOOL_EXECUTION_FAILED,
+    error: ErrorType = ErrorType.TOOL_EXECUTION_FAILED,
+) -> None:
     box.ddb.put_item(
         TableName=box.table,
         Item={
             "pk": {"S": agent_pk(agent_id)},
             "sk": {"S": "META"},
-            "status": {"S": "TOOL_EXECUTION_FAILED"},
+            "status": {"S": status.value},
             "step": {"N": str(step)},
             "version": {"N": "7"},
-            "nextStep": {"S": "act"},
             "recoveryAttempts": {"N": str(attempts)},
+            "lastErrorType": {"S": error.value},
+            "lastErrorStep": {"N": str(step)},
+            "shard": {"S": "3"},
+            "activeShard": {"S": "3"},
+            "runnerUntil": {"N": "1"},
             "updatedAt": {"S": "2024-01-01T00:00:00+00:00"},
         },
     )
@@ -140,11 +147,10 @@ def _run(
         "region": REGION,
         "resources": [],
         "detail": {
-            "schemaVersion": 1,
+            "schemaVersion": 2,
             "agentId": agent_id,
             "step": step,
             "errorType": error.value,
-            "message": "Bedrock throttled the request",
             "retryable": True,
         },
     }
@@ -167,67 +173,60 @@ def _messages(box: Sandbox, url: str) -> list[dict[str, Any]]:
     return [json.loads(m["Body"]) for m in received.get("Messages", [])]
 
 
-def test_retryable_error_records_attempt_and_requests_plan(sandbox: Sandbox) -> None:
-    # GIVEN an agent at step 4 with no recovery attempt yet
-    _put_agent(sandbox, "a1", step=4, attempts=0)
-    # WHEN a retryable error of step 4 runs through recovery
-    status = _run(sandbox, "a1", step=4, error=ErrorType.MODEL_THROTTLED)
-    # THEN the header records the attempt and moves to a new plan step
+def test_retryable_error_records_attempt_and_requests_plan_in_the_header(
+    sandbox: Sandbox,
+) -> None:
+    # GIVEN an agent whose tool round failed at step 4, with no recovery attempt yet
+    _put_agent(sandbox, "a1", step=4, attempts=0, error=ErrorType.TOOL_EXECUTION_FAILED)
+    # WHEN its error event runs through recovery
+    status = _run(sandbox, "a1", step=4, error=ErrorType.TOOL_EXECUTION_FAILED)
+    # THEN the header records the attempt and asks for a new plan step (the announcer
+    # publishes it from this commit): the machine itself publishes nothing
     assert status == "SUCCEEDED"
     header = _header(sandbox, "a1")
-    assert header["status"] == RECOVERING_STATUS
+    assert header["status"] == Status.RECOVERING
     assert header["recoveryAttempts"] == "1"
-    assert header["step"] == "5"
-    assert header["version"] == "8"
-    assert header["nextStep"] == "plan"
-    assert header["lastErrorType"] == ErrorType.MODEL_THROTTLED.value
-    # AND a step event with a numeric step reaches the step queue
-    [event] = _messages(sandbox, sandbox.step_queue_url)
-    assert event["source"] == RECOVERY_SOURCE
-    assert event["detail-type"] == DetailType.STEP_REQUESTED.value
-    assert event["detail"] == {
-        "schemaVersion": 1,
-        "agentId": "a1",
-        "step": 5,
-        "kind": "plan",
-        "reason": "recovery",
-    }
+    assert (header["step"], header["version"], header["nextStep"]) == ("5", "8", "plan")
+    assert header["activeShard"] == header["shard"]
+    assert "runnerUntil" not in header
+    assert _messages(sandbox, sandbox.step_queue_url) == []
     assert _messages(sandbox, sandbox.human_queue_url) == []
+
+
+def test_the_error_type_comes_from_the_header_not_the_event(sandbox: Sandbox) -> None:
+    # GIVEN an agent whose header says the model rejected the request (not retryable)
+    _put_agent(sandbox, "a0", step=2, attempts=0, error=ErrorType.MODEL_REJECTED)
+    # WHEN an event claiming a retryable error arrives for it
+    _run(sandbox, "a0", step=2, error=ErrorType.MODEL_THROTTLED)
+    # THEN recovery went by the header: straight to a human, no attempt spent
+    header = _header(sandbox, "a0")
+    assert header["status"] == Status.NEEDS_HUMAN
+    assert header["recoveryAttempts"] == "0"
+    [notification] = _messages(sandbox, sandbox.human_queue_url)
+    assert json.loads(notification["Message"])["errorType"] == ErrorType.MODEL_REJECTED.value
 
 
 def test_exhausted_attempts_ask_a_human(sandbox: Sandbox) -> None:
     # GIVEN an agent that already used every recovery attempt
-    _put_agent(sandbox, "a2", step=3, attempts=MAX_ATTEMPTS)
+    _put_agent(sandbox, "a2", step=3, attempts=MAX_ATTEMPTS, error=ErrorType.INTERNAL)
     # WHEN another retryable error arrives for its current step
     status = _run(sandbox, "a2", step=3, error=ErrorType.INTERNAL)
-    # THEN the agent waits for a human and the topic carries a message naming it
+    # THEN the agent waits for a human (out of the active index) and the topic names it
     assert status == "SUCCEEDED"
     header = _header(sandbox, "a2")
-    assert header["status"] == NEEDS_HUMAN_STATUS
-    assert header["step"] == "3"
-    assert header["version"] == "8"
+    assert header["status"] == Status.NEEDS_HUMAN
+    assert (header["step"], header["version"]) == ("3", "8")
+    assert "activeShard" not in header
     [notification] = _messages(sandbox, sandbox.human_queue_url)
     assert notification["Subject"] == NOTIFICATION_SUBJECT
+    # Typed fields only: no goal, no raw error text
     assert json.loads(notification["Message"]) == {
         "agentId": "a2",
         "step": 3,
         "errorType": ErrorType.INTERNAL.value,
-        "message": "Bedrock throttled the request",
-        "status": NEEDS_HUMAN_STATUS,
+        "message": NOTIFICATION_TEXT,
+        "status": Status.NEEDS_HUMAN.value,
     }
-    assert _messages(sandbox, sandbox.step_queue_url) == []
-
-
-def test_non_retryable_error_asks_a_human_at_once(sandbox: Sandbox) -> None:
-    # GIVEN a fresh agent
-    _put_agent(sandbox, "a3", step=1, attempts=0)
-    # WHEN the model rejected the request (not retryable)
-    _run(sandbox, "a3", step=1, error=ErrorType.MODEL_REJECTED)
-    # THEN no attempt is spent: the agent goes straight to a human
-    header = _header(sandbox, "a3")
-    assert header["status"] == NEEDS_HUMAN_STATUS
-    assert header["recoveryAttempts"] == "0"
-    assert len(_messages(sandbox, sandbox.human_queue_url)) == 1
 
 
 def test_stale_step_changes_nothing(sandbox: Sandbox) -> None:
@@ -239,7 +238,21 @@ def test_stale_step_changes_nothing(sandbox: Sandbox) -> None:
     # THEN the execution ends quietly and nothing changed or was published
     assert status == "SUCCEEDED"
     assert _header(sandbox, "a4") == before
-    assert _messages(sandbox, sandbox.step_queue_url) == []
+    assert _messages(sandbox, sandbox.human_queue_url) == []
+
+
+@pytest.mark.parametrize("status", [Status.CANCELLED, Status.COMPLETED, Status.RECOVERING])
+def test_a_forged_error_for_an_agent_not_in_that_failure_changes_nothing(
+    sandbox: Sandbox, status: Status
+) -> None:
+    # GIVEN an agent that is cancelled, completed, or already recovering at step 2
+    _put_agent(sandbox, "a6", step=2, attempts=0, status=status)
+    before = _header(sandbox, "a6")
+    # WHEN an Agent Error for its current step arrives (forged, or a stale duplicate)
+    result = _run(sandbox, "a6", step=2, error=ErrorType.MODEL_REJECTED)
+    # THEN nothing is brought back to life or parked, and nobody is notified
+    assert result == "SUCCEEDED"
+    assert _header(sandbox, "a6") == before
     assert _messages(sandbox, sandbox.human_queue_url) == []
 
 
@@ -255,4 +268,30 @@ def test_a_duplicate_error_event_notifies_the_humans_once(sandbox: Sandbox) -> N
     # THEN it ends quietly: the agent is parked once and the humans hear about it once
     assert status == "SUCCEEDED"
     assert _header(sandbox, "a5") == parked
+    assert len(_messages(sandbox, sandbox.human_queue_url)) == 1
+
+
+def test_a_missing_agent_ends_quietly(sandbox: Sandbox) -> None:
+    assert _run(sandbox, "ghost", step=0, error=ErrorType.INTERNAL) == "SUCCEEDED"
+    assert _messages(sandbox, sandbox.human_queue_url) == []
+
+
+def test_a_recovery_whose_step_request_fails_ends_with_a_human_notified(
+    sandbox: Sandbox,
+) -> None:
+    # GIVEN an agent whose header the retry's update cannot apply (no shard to copy into the
+    # active index: a ValidationException, not a failed condition)
+    _put_agent(sandbox, "a7", step=2, attempts=0, error=ErrorType.MODEL_THROTTLED)
+    sandbox.ddb.update_item(
+        TableName=sandbox.table,
+        Key={"pk": {"S": agent_pk("a7")}, "sk": {"S": "META"}},
+        UpdateExpression="REMOVE #shard",
+        ExpressionAttributeNames={"#shard": "shard"},
+    )
+    # WHEN its retryable error runs through recovery
+    status = _run(sandbox, "a7", step=2, error=ErrorType.MODEL_THROTTLED)
+    # THEN the failed step request does not leave it stranded: it is parked and a human told
+    header = _header(sandbox, "a7")
+    assert status == "SUCCEEDED", status
+    assert header["status"] == Status.NEEDS_HUMAN
     assert len(_messages(sandbox, sandbox.human_queue_url)) == 1

@@ -224,9 +224,11 @@ def test_forged_agent_error_by_an_outsider_is_refused_by_the_bus_policy(
     # WHEN a role of the same account that the stack does not declare puts an Agent Error
     # THEN the bus policy refuses it explicitly (an identity policy cannot override that)
     assert decide(f"arn:aws:iam::{account}:role/ops-automation") is Decision.EXPLICIT_DENY
-    # AND the platform's own publishers are not refused
-    for role in ("worker-role", "api-role", "recovery-role"):
-        assert decide(find(graph, role)["outputs"]["arn"]) is not Decision.EXPLICIT_DENY
+    # AND the platform's one publisher, the announcer, is not refused
+    assert decide(find(graph, "announcer-role")["outputs"]["arn"]) is not Decision.EXPLICIT_DENY
+    # AND the functions that only commit to the table are refused like any outsider
+    for role in ("worker-role", "api-role", "reconciler-role", "recovery-role"):
+        assert decide(find(graph, role)["outputs"]["arn"]) is Decision.EXPLICIT_DENY
     # AND events of other sources are none of the bus policy's business
     other = Request(
         f"arn:aws:iam::{account}:role/ops", "events:PutEvents", bus, {"events:source": "ops"}

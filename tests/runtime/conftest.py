@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from support.world import World
 
 from agentry_runtime.contract import table_schema
 
@@ -45,3 +46,18 @@ def agent_table(dynamodb_client: Any) -> str:
     """The single agents table (``pk``/``sk`` strings, on demand) in moto; yields its name."""
     dynamodb_client.create_table(**table_schema(TABLE_NAME))
     return TABLE_NAME
+
+
+@pytest.fixture
+def world_factory(agent_table: str) -> Iterator[Callable[..., World]]:
+    """Makes functional worlds over the moto table (closed at the end of the test)."""
+    worlds: list[World] = []
+
+    def make(**kwargs: Any) -> World:
+        world = World(agent_table, **kwargs)
+        worlds.append(world)
+        return world
+
+    yield make
+    for world in worlds:
+        world.close()

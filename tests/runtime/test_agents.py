@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from pydantic import BaseModel
-from runtime_harness import REGION, World
+from support.world import REGION, World
 
 from agentry_offline.bedrock import Responder
 from agentry_offline.model import OfflineModel

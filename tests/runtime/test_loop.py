@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from runtime_harness import World, flights_tools
+from support.agents import flights_tools
+from support.world import World
 
 from agentry_offline.model import Faults, OfflineModel
 from agentry_runtime.contract import DetailType, ErrorType, StepKind, StepRequested
-from agentry_runtime.errors import PublishError
-from agentry_runtime.loop import Outcome
+from agentry_runtime.loop import StepOutcome as Outcome
 from agentry_runtime.settings import LoopSettings
 from agentry_runtime.state import Status
 
 GOAL = "Book a flight from New York to San Francisco for tomorrow"
-
-
-@pytest.fixture
-def world_factory(agent_table: str) -> Iterator[Any]:
-    worlds: list[World] = []
-
-    def make(**kwargs: Any) -> World:
-        world = World(agent_table, **kwargs)
-        worlds.append(world)
-        return world
-
-    yield make
-    for world in worlds:
-        world.close()
 
 
 def _final(world: World, agent_id: str) -> Any:
@@ -47,8 +31,7 @@ def test_demo_goal_completes_with_one_booking(world_factory: Any) -> None:
     # THEN it completed through plan and act steps with exactly one booking
     header = _final(world, agent_id)
     assert header.status == Status.COMPLETED
-    assert header.answer is not None
-    assert header.answer.startswith(OfflineModel.LABEL)
+    assert world.runtime.service.view(agent_id)["answer"].startswith(OfflineModel.LABEL)
     (booking,) = world.bookings(agent_id)
     assert "San Francisco" in json.dumps(booking) or "SFO" in json.dumps(booking)
     roles = [m.role for m in world.runtime.store.messages(agent_id)]
@@ -120,30 +103,34 @@ def test_two_workers_on_the_same_event_commit_once(world_factory: Any) -> None:
     assert len(world.bookings(agent_id)) == 1
 
 
-def test_crash_after_commit_is_repaired_by_redelivery(world_factory: Any) -> None:
-    # GIVEN a worker that crashes after committing its first step, before publishing
+def test_a_committed_step_survives_failed_put_events_entries(world_factory: Any) -> None:
+    # GIVEN a bus that answers 200 but fails entries (FailedEntryCount > 0) twice in a row
     responder = OfflineModel()
     world = world_factory(responder=responder)
-    original = world.publisher.publish
-    crashed: list[int] = []
+    client = world.publisher.client
+    original = client.put_events
+    failures: list[int] = []
 
-    def flaky(detail_type: DetailType, detail: Any) -> None:
-        if detail_type == DetailType.STEP_REQUESTED and detail.step == 2 and not crashed:
-            crashed.append(detail.step)
-            raise PublishError("simulated crash before publish")
-        original(detail_type, detail)
+    def partly_failing(**kwargs: Any) -> dict[str, Any]:
+        if len(failures) < 2:
+            failures.append(len(kwargs["Entries"]))
+            return {
+                "FailedEntryCount": len(kwargs["Entries"]),
+                "Entries": [{"ErrorCode": "InternalFailure"} for _ in kwargs["Entries"]],
+            }
+        return dict(original(**kwargs))
 
-    world.publisher.publish = flaky  # type: ignore[method-assign]
+    world.publisher._client = type("Flaky", (), {"put_events": staticmethod(partly_failing)})()
+    world.publisher._sleep = lambda _seconds: None
     agent_id = world.start(GOAL)
-    # WHEN the queue redelivers the unacknowledged event
+    # WHEN the commits are announced and delivered
     world.pump()
-    # THEN the follow-up was re-published, no step ran twice, and the agent completed once
+    # THEN the announcer retried the failed entries: nothing was lost, nothing ran twice
     header = _final(world, agent_id)
-    assert crashed == [2]
+    assert failures == [1, 1]
     assert header.status == Status.COMPLETED
     assert responder.calls == 3  # one model call per plan step: lookup, booking, answer
     assert len(world.bookings(agent_id)) == 1
-    assert [c.attempts for c in world.runtime.store.tool_calls(agent_id)] == [1, 1]
 
 
 def test_throttled_model_calls_are_retried(world_factory: Any) -> None:
@@ -258,10 +245,9 @@ def test_a_successful_tool_round_after_recovery_resets_the_recovery_budget(
             "recovery_attempts": 1,
         }
     )
-    store.update_header(failed.version, recovered)
-    # WHEN the tool works again and the recovery's step event is delivered
+    store.commit(failed.version, recovered)
+    # WHEN the tool works again and the recovery's commit is announced and delivered
     world.agent.tools = flights_tools()
-    world.runtime.loop.announce(store.get_header(agent_id))
     world.pump()
     # THEN the agent completed and its recovery budget is whole again
     header = store.get_header(agent_id)
@@ -296,14 +282,13 @@ def test_the_step_limit_asks_a_human_and_a_resume_grants_new_steps(world_factory
     header = store.get_header(agent_id)
     # THEN the agent stops with a typed, non-retryable StepLimitExceeded error
     assert header.status == Status.PLANNING_FAILED
-    assert header.last_error is not None
-    assert header.last_error.error_type == ErrorType.STEP_LIMIT_EXCEEDED
+    assert header.last_error_type == ErrorType.STEP_LIMIT_EXCEEDED
     errors = world.observed_events(DetailType.AGENT_ERROR)
     assert [(e["errorType"], e["retryable"]) for e in errors] == [
         (ErrorType.STEP_LIMIT_EXCEEDED, False)
     ]
     # WHEN recovery parks it for a human, who resumes it
-    store.update_header(header.version, header.model_copy(update={"status": Status.NEEDS_HUMAN}))
+    store.commit(header.version, header.model_copy(update={"status": Status.NEEDS_HUMAN}))
     status, _ = world.call("POST", f"/agents/{agent_id}/resume", {"instruction": "Go on"})
     assert status == 202
     world.pump()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
-from runtime_harness import World
+from support.world import World
 
 from agentry_offline.model import Faults
 from agentry_offline.script import Script, ScriptedModel
@@ -60,8 +60,8 @@ def test_every_turn_is_played_once_even_when_compaction_summarises_the_markers(
         header = world.runtime.store.get_header(agent_id)
         assert header.status == Status.COMPLETED, header.last_error
         assert calls == list(range(12))
-        assert header.answer is not None
-        assert header.answer.endswith("(script turn 13) Read 12 pages.")
+        answer = world.runtime.service.view(agent_id)["answer"]
+        assert answer.endswith("(script turn 13) Read 12 pages.")
         assert header.summary_upto_seq > 0, "the budget should have forced a compaction"
         assert model.failure is None
     finally:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from agentry_runtime import state
 from agentry_runtime.contract import (
@@ -16,58 +17,59 @@ from agentry_runtime.contract import (
     StepKind,
     agent_pk,
     message_sk,
-    tool_sk,
 )
 from agentry_runtime.errors import (
     AgentExistsError,
     AgentNotFoundError,
+    CorruptItemError,
     ItemTooLargeError,
     StaleStepError,
+    StoreError,
+    StoreThrottledError,
+    StoreUnavailableError,
 )
 from agentry_runtime.state import (
     AgentHeader,
-    LastError,
+    AgentInfo,
+    ClaimStatus,
     Message,
+    Origin,
     Status,
     Summary,
     TextBlock,
-    ToolCallStatus,
-    ToolInvocation,
-    ToolUse,
-    ToolUseBlock,
+    ToolClaim,
 )
-from agentry_runtime.store import AgentStore, item_size
+from agentry_runtime.store import AgentStore, header_from_image, item_size
 
 TTL = 1_900_000_000
+AGENT = "agent-1"
 
 
 # --- builders -------------------------------------------------------------------------------
 
 
-def _header(agent_id: str = "agent-1", **changes: Any) -> AgentHeader:
-    fields: dict[str, Any] = {
-        "agent_id": agent_id,
-        "goal": "Book a flight from New York to San Francisco",
-        "runtime_version": "0.1.0",
-        "model_id": "anthropic.claude-3-haiku",
-        "message_count": 1,
-        "ttl": TTL,
-    }
+def _header(**changes: Any) -> AgentHeader:
+    fields: dict[str, Any] = {"agent_id": AGENT, "agent": "flights", "message_count": 1, "ttl": TTL}
     return AgentHeader(**(fields | changes))
 
 
-def _text(seq: int, text: str = "hello", role: str = "user") -> Message:
-    return Message(seq=seq, role=role, content=[TextBlock(text=text)], step=seq)
+def _info() -> AgentInfo:
+    return AgentInfo(
+        agent_id=AGENT,
+        agent="flights",
+        goal="Book a flight from New York to San Francisco",
+        model_id="anthropic.claude-3-haiku",
+        runtime_version="0.2.0",
+    )
 
 
-def _tool_use(seq: int, tool_use_id: str, tool_input: dict[str, Any]) -> Message:
-    use = ToolUse(tool_use_id=tool_use_id, name="search_flights", input=tool_input)
-    return Message(seq=seq, role="assistant", content=[ToolUseBlock(tool_use=use)])
-
-
-def _call(agent_id: str, tool_use_id: str, tool_input: dict[str, Any]) -> ToolInvocation:
-    return ToolInvocation(
-        agent_id=agent_id, tool_use_id=tool_use_id, name="search_flights", input=tool_input, step=0
+def _text(seq: int, text: str = "hello", role: str = "user", step: int | None = None) -> Message:
+    return Message(
+        seq=seq,
+        role=role,  # type: ignore[arg-type]
+        content=[TextBlock(text=text)],
+        step=seq if step is None else step,
+        origin=Origin.CALLER if role == "user" else Origin.MODEL,
     )
 
 
@@ -79,444 +81,403 @@ def store(agent_table: str, dynamodb_client: Any) -> AgentStore:
 
 @pytest.fixture
 def created(store: AgentStore) -> AgentHeader:
-    """An agent that exists with its first message."""
+    """An agent with its first message, at version 0."""
     header = _header()
-    store.create(header, _text(0, "Book a flight"))
+    store.create(header, _info(), _text(0, "Book a flight", step=0))
     return header
 
 
-def _raw(store: AgentStore, agent_id: str, sk: str) -> dict[str, Any]:
-    key = {"pk": {"S": agent_pk(agent_id)}, "sk": {"S": sk}}
-    item: dict[str, Any] = store.client.get_item(TableName=store.table_name, Key=key)["Item"]
-    return item
-
-
-@pytest.fixture
-def sent_sizes(dynamodb_client: Any) -> Iterator[list[int]]:
-    """The item_size of every item each TransactWriteItems call sends (one total per call)."""
-    sizes: list[int] = []
-
-    def record(params: dict[str, Any], **_: Any) -> None:
-        sizes.append(sum(item_size(action["Put"]["Item"]) for action in params["TransactItems"]))
-
-    dynamodb_client.meta.events.register(
-        "provide-client-params.dynamodb.TransactWriteItems", record
-    )
-    yield sizes
-    dynamodb_client.meta.events.unregister(
-        "provide-client-params.dynamodb.TransactWriteItems", record
+def _raw(store: AgentStore, sk: str) -> dict[str, Any]:
+    return dict(
+        store.client.get_item(
+            TableName=store.table_name, Key={"pk": {"S": agent_pk(AGENT)}, "sk": {"S": sk}}
+        )["Item"]
     )
 
 
-# --- create / get ---------------------------------------------------------------------------
+# --- agents ----------------------------------------------------------------------------------
 
 
-def test_create_then_get_round_trips_header_and_first_message(store: AgentStore) -> None:
-    # GIVEN a header with every kind of field set, and a first message
-    header = _header(
-        last_error=LastError(error_type=ErrorType.MODEL_THROTTLED, message="slow down", step=0),
-        pending_tool_use_ids=["t-1"],
-        answer="none yet",
-        last_plan_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+def test_create_round_trips_header_info_and_first_message(
+    store: AgentStore, created: AgentHeader
+) -> None:
+    assert store.get_header(AGENT) == created
+    assert store.get_info(AGENT).model_dump(exclude={"created_at"}) == _info().model_dump(
+        exclude={"created_at"}
     )
-    first = _text(0, "Book a flight")
-    # WHEN the agent is created
-    store.create(header, first)
-    # THEN the header and the message read back equal, version unchanged
-    assert store.get_header("agent-1") == header
-    assert store.get_header("agent-1").version == 0
-    assert store.messages("agent-1") == [first]
+    assert [m.text() for m in store.messages(AGENT)] == ["Book a flight"]
+    assert store.item_count(AGENT) == {"META": 1, "INFO": 1, "MSG": 1, "TOOL": 0, "SUMMARY": 0}
 
 
 def test_create_twice_raises_agent_exists(store: AgentStore, created: AgentHeader) -> None:
-    # GIVEN an existing agent WHEN it is created again THEN AgentExistsError, first data intact
-    with pytest.raises(AgentExistsError, match="agent-1"):
-        store.create(_header(goal="another goal"), _text(0, "other"))
-    assert store.get_header("agent-1").goal == created.goal
-    assert store.messages("agent-1")[0].text() == "Book a flight"
+    with pytest.raises(AgentExistsError):
+        store.create(_header(), _info(), _text(0))
 
 
 def test_missing_agent_is_not_found(store: AgentStore) -> None:
-    # GIVEN no agent WHEN it is read THEN get raises and find answers None
-    with pytest.raises(AgentNotFoundError, match="ghost"):
-        store.get_header("ghost")
-    assert store.find_header("ghost") is None
+    assert store.find_header("nobody") is None
+    with pytest.raises(AgentNotFoundError):
+        store.get_header("nobody")
+    with pytest.raises(AgentNotFoundError):
+        store.get_info("nobody")
 
 
-def test_meta_item_is_flat_with_the_state_machines_attribute_names(
-    store: AgentStore,
-) -> None:
-    # GIVEN an agent with a last error and nothing awaited
-    error = LastError(error_type=ErrorType.PLANNING_FAILED, message="bad plan", step=0)
-    store.create(_header(last_error=error, next_step=None), _text(0))
-    # WHEN the raw META item is read
-    item = _raw(store, "agent-1", "META")
-    # THEN every HeaderAttr is a top-level attribute, except nextStep which is absent
-    expected = {attr.value for attr in HeaderAttr} - {HeaderAttr.NEXT_STEP.value}
-    assert expected <= item.keys()
-    assert HeaderAttr.NEXT_STEP.value not in item
-    assert item[HeaderAttr.LAST_ERROR_TYPE.value] == {"S": "PlanningFailed"}
-    assert item["usage"]["M"].keys() >= {"inputTokens", "cacheReadInputTokens"}
-    assert item["ttl"] == {"N": str(TTL)}
-
-
-# --- commit ---------------------------------------------------------------------------------
-
-
-def test_commit_appends_messages_and_bumps_version(store: AgentStore, created: AgentHeader) -> None:
-    # GIVEN an agent at version 0 WHEN a step commits two messages
-    after = created.model_copy(update={"message_count": 3, "step": 1})
-    written = store.commit(0, after, messages=[_text(1, "a", "assistant"), _text(2, "b")])
-    # THEN the header is written at version 1 and the history holds three messages in order
-    assert written.version == 1
-    assert store.get_header("agent-1") == written
-    assert [m.text() for m in store.messages("agent-1")] == ["Book a flight", "a", "b"]
-    assert store.item_count("agent-1") == {"META": 1, "MSG": 3, "TOOL": 0, "SUMMARY": 0}
-
-
-def test_concurrent_commits_one_wins_and_loser_writes_nothing(
+def test_meta_is_flat_small_and_in_the_active_index_while_it_waits(
     store: AgentStore, created: AgentHeader
 ) -> None:
-    # GIVEN two workers that both read version 0
-    winner = created.model_copy(update={"message_count": 2, "step": 1})
-    loser = created.model_copy(update={"message_count": 3, "step": 1, "goal": "loser"})
-    # WHEN both commit
-    store.commit(0, winner, messages=[_text(1, "winner")])
-    with pytest.raises(StaleStepError, match="version is no longer 0"):
-        store.commit(0, loser, messages=[_text(1, "loser"), _text(2, "loser too")])
-    # THEN only the winner's header and message exist: the loser's MSG#2 was not written
-    assert store.get_header("agent-1").goal == created.goal
-    assert [m.text() for m in store.messages("agent-1")] == ["Book a flight", "winner"]
-    assert store.item_count("agent-1")["MSG"] == 2
+    # GIVEN a new agent WHEN its META item is read raw
+    item = _raw(store, "META")
+    # THEN the state machine's attribute names are top-level, and it is in the active index
+    assert {HeaderAttr.STATUS, HeaderAttr.STEP, HeaderAttr.VERSION, HeaderAttr.NEXT_STEP} <= set(
+        item
+    )
+    assert item[HeaderAttr.ACTIVE_SHARD.value] == item[HeaderAttr.SHARD.value]
+    assert "goal" not in item  # text lives in items written once
+    assert item_size(item) < 1024
+    # AND once it waits for a person it leaves the index
+    store.commit(0, created.model_copy(update={"status": Status.NEEDS_HUMAN}))
+    assert HeaderAttr.ACTIVE_SHARD.value not in _raw(store, "META")
 
 
-def test_commit_never_overwrites_a_stored_message(store: AgentStore, created: AgentHeader) -> None:
-    # GIVEN an agent whose message 0 exists
-    # WHEN a commit at the right version tries to write another message 0
+def test_commit_is_conditional_on_the_version(store: AgentStore, created: AgentHeader) -> None:
+    # GIVEN an agent at version 0 WHEN two writers commit from version 0
+    first = store.commit(0, created.model_copy(update={"step": 1}))
+    # THEN the second one finds the header moved on, and nothing of it is written
     with pytest.raises(StaleStepError):
-        store.commit(0, created, messages=[_text(0, "rewritten history")])
-    # THEN history and header are untouched: messages are append-only
-    assert store.messages("agent-1")[0].text() == "Book a flight"
-    assert store.get_header("agent-1").version == 0
+        store.commit(0, created.model_copy(update={"step": 7}))
+    assert store.get_header(AGENT) == first
+    assert first.version == 1
 
 
-def test_commit_writes_tool_records_and_summary_with_ttl(
+# --- messages --------------------------------------------------------------------------------
+
+
+def test_a_step_message_is_written_once_and_the_winner_is_returned(
     store: AgentStore, created: AgentHeader
 ) -> None:
-    # GIVEN a plan step that asks for a tool call with float input, and a summary
-    tool_input = {"price": 0.1, "passengers": 2, "nested": {"ratio": 1e-7}}
-    message = _tool_use(1, "t-1", tool_input)
-    summary = Summary(upto_seq=0, text="the user wants a flight")
-    # WHEN it commits
-    store.commit(
-        0,
-        created.model_copy(update={"message_count": 2}),
-        messages=[message],
-        tool_calls=[_call("agent-1", "t-1", tool_input)],
-        summary=summary,
-    )
-    # THEN the record is PENDING, its input round-trips exactly, and every item carries the ttl
-    record = store.get_tool_call("agent-1", "t-1")
-    assert record is not None
-    assert record.status == ToolCallStatus.PENDING
-    assert record.input == tool_input
-    assert isinstance(record.input["price"], float)
-    assert store.messages("agent-1")[1] == message
-    assert store.latest_summary("agent-1") == summary
-    assert [c.tool_use_id for c in store.tool_calls("agent-1")] == ["t-1"]
-    for sk in ("META", message_sk(1), tool_sk("t-1"), "SUMMARY#00000000"):
-        assert _raw(store, "agent-1", sk)["ttl"] == {"N": str(TTL)}
+    # GIVEN a message of step 1 at seq 1
+    assert store.put_step_message(AGENT, _text(1, "first", step=1), TTL) is None
+    # WHEN another worker of the same step writes seq 1
+    existing = store.put_step_message(AGENT, _text(1, "second", step=1), TTL)
+    # THEN it gets the first one back, untouched
+    assert existing is not None
+    assert existing.text() == "first"
+    assert store.get_message(AGENT, 1, consistent=True).text() == "first"  # type: ignore[union-attr]
 
 
-def test_oversized_message_raises_and_writes_nothing(
+def test_an_orphan_of_an_earlier_step_is_overwritten(
     store: AgentStore, created: AgentHeader
 ) -> None:
-    # GIVEN a message bigger than the item limit
-    huge = _text(1, "x" * 360_000, "assistant")
-    # WHEN it is committed THEN ItemTooLargeError names its key, and nothing changed
-    with pytest.raises(ItemTooLargeError, match=message_sk(1)):
-        store.commit(0, created.model_copy(update={"message_count": 2}), messages=[huge])
-    assert store.get_header("agent-1").version == 0
-    assert store.item_count("agent-1")["MSG"] == 1
+    # GIVEN seq 1 written by step 1, whose header was never committed
+    store.put_step_message(AGENT, _text(1, "orphan", step=1), TTL)
+    # WHEN step 2 writes seq 1 THEN it wins; an older step cannot overwrite it back
+    assert store.put_step_message(AGENT, _text(1, "kept", step=2), TTL) is None
+    older = store.put_step_message(AGENT, _text(1, "late", step=1), TTL)
+    assert older is not None
+    assert older.text() == "kept"
 
 
-def test_tool_record_without_room_for_its_result_is_refused(
+def test_an_oversized_message_raises_and_writes_nothing(
     store: AgentStore, created: AgentHeader
 ) -> None:
-    # GIVEN a tool call whose input leaves no room for a full result in the same item
-    big_input = {"blob": "y" * 160_000}
-    # WHEN it is committed THEN ItemTooLargeError names the tool record
-    with pytest.raises(ItemTooLargeError, match=tool_sk("t-big")):
-        store.commit(0, created, tool_calls=[_call("agent-1", "t-big", big_input)])
-    assert store.get_tool_call("agent-1", "t-big") is None
+    big = _text(1, "x" * 400_000, step=1)
+    with pytest.raises(ItemTooLargeError) as raised:
+        store.put_step_message(AGENT, big, TTL)
+    assert raised.value.size > raised.value.limit
+    assert store.get_message(AGENT, 1, consistent=True) is None
 
 
-def test_bytes_written_per_commit_do_not_grow_with_history(
-    store: AgentStore, sent_sizes: list[int]
+def test_history_reads_the_summary_and_the_messages_after_it(
+    store: AgentStore, created: AgentHeader
 ) -> None:
-    # GIVEN two agents, one with a short history and one with a long one
-    for agent_id, length in (("agent-s", 10), ("agent-l", 80)):
-        header = _header(agent_id)
-        store.create(header, _text(0))
-        history = [_text(seq, f"turn {seq:03d}") for seq in range(1, length)]
-        store.commit(0, header.model_copy(update={"message_count": length}), messages=history)
-    # WHEN each commits the same one-message step
-    for agent_id, length in (("agent-s", 10), ("agent-l", 80)):
-        header = store.get_header(agent_id)
-        sent_sizes.clear()
-        store.commit(
-            header.version,
-            header.model_copy(update={"message_count": length + 1}),
-            messages=[_text(length, "the same new turn")],
-        )
-        if agent_id == "agent-s":
-            short = sent_sizes[0]
-    # THEN both transactions send exactly the same number of bytes
-    assert sent_sizes[0] == short
+    # GIVEN five messages, the first three summarised
+    for seq in range(1, 5):
+        store.put_step_message(AGENT, _text(seq, f"m{seq}", step=seq), TTL)
+    store.put_summary(AGENT, Summary(upto_seq=2, text="s", goal="g"), TTL)
+    header = created.model_copy(update={"message_count": 5, "summary_upto_seq": 2})
+    # WHEN a plan step reads its history
+    history = store.history(header)
+    # THEN it gets the summary and exactly the messages after it, read eventually consistently
+    assert history.summary is not None
+    assert (history.summary.text, history.summary.goal) == ("s", "g")
+    assert [m.seq for m in history.messages] == [3, 4]
+    assert history.strong is False
 
 
-# --- reading the history --------------------------------------------------------------------
-
-
-def test_messages_follow_pagination_across_small_pages(
-    store: AgentStore, created: AgentHeader, dynamodb_client: Any
+def test_history_falls_back_to_a_strong_read_when_an_item_is_not_visible_yet(
+    store: AgentStore, created: AgentHeader
 ) -> None:
-    # GIVEN 25 messages and DynamoDB pages of 4 items
-    store.commit(
-        0,
-        created.model_copy(update={"message_count": 25}),
-        messages=[_text(seq, f"m{seq}") for seq in range(1, 25)],
-    )
-    calls: list[int] = []
+    # GIVEN a client whose eventually consistent queries miss the newest message
+    store.put_step_message(AGENT, _text(1, step=1), TTL)
+    header = created.model_copy(update={"message_count": 2})
+    real = store.client
 
-    def small_pages(params: dict[str, Any], **_: Any) -> None:
-        params["Limit"] = 4
-        calls.append(1)
+    class Lagging:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
 
-    dynamodb_client.meta.events.register("provide-client-params.dynamodb.Query", small_pages)
-    # WHEN all messages (and those after seq 20) are read
-    every = store.messages("agent-1")
-    tail = store.messages("agent-1", after_seq=20)
-    # THEN all come back in order over several pages
-    assert [m.seq for m in every] == list(range(25))
-    assert [m.text() for m in tail] == ["m21", "m22", "m23", "m24"]
-    assert len(calls) >= 7
+        def get_paginator(self, name: str) -> Any:
+            paginator = real.get_paginator(name)
+
+            class Page:
+                def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+                    for page in paginator.paginate(**kwargs):
+                        if not kwargs.get("ConsistentRead"):
+                            page = {**page, "Items": page["Items"][:-1]}
+                        yield page
+
+            return Page()
+
+    lagging = AgentStore(store.table_name, client=Lagging())
+    # WHEN the history is read THEN the strong read completes it
+    history = lagging.history(header)
+    assert [m.seq for m in history.messages] == [0, 1]
+    assert history.strong is True
+    # AND a header that counts a message no read finds is a corrupt item, not a silent gap
+    with pytest.raises(CorruptItemError):
+        store.history(created.model_copy(update={"message_count": 5}))
 
 
-def test_page_messages_cursor_round_trip(store: AgentStore, created: AgentHeader) -> None:
-    # GIVEN 7 messages
-    store.commit(
-        0,
-        created.model_copy(update={"message_count": 7}),
-        messages=[_text(seq, f"m{seq}") for seq in range(1, 7)],
-    )
-    # WHEN they are read page by page, 3 at a time
-    pages: list[list[int]] = []
+def test_messages_paginate_with_opaque_cursors(store: AgentStore, created: AgentHeader) -> None:
+    for seq in range(1, 5):
+        store.put_step_message(AGENT, _text(seq, step=seq), TTL)
+    seen: list[int] = []
     cursor: str | None = None
     while True:
-        page, cursor = store.page_messages("agent-1", limit=3, cursor=cursor)
-        pages.append([m.seq for m in page])
+        page, cursor = store.page_messages(AGENT, limit=2, cursor=cursor, upto=4)
+        seen += [m.seq for m in page]
         if cursor is None:
             break
-    # THEN the pages cover every message once, in order, and the last has no cursor
-    assert pages == [[0, 1, 2], [3, 4, 5], [6]]
-
-
-def test_page_messages_exact_multiple_has_no_empty_last_page(
-    store: AgentStore, created: AgentHeader
-) -> None:
-    # GIVEN 2 messages WHEN read 2 at a time THEN one page and no cursor
-    store.commit(0, created.model_copy(update={"message_count": 2}), messages=[_text(1)])
-    page, cursor = store.page_messages("agent-1", limit=2)
-    assert [m.seq for m in page] == [0, 1]
-    assert cursor is None
+    assert seen == [0, 1, 2, 3, 4]
+    # AND messages past the header's count (not committed yet) are not shown
+    page, _ = store.page_messages(AGENT, limit=10, upto=2)
+    assert [m.seq for m in page] == [0, 1, 2]
 
 
 @pytest.mark.parametrize(
     "cursor",
-    [
-        "!!not base64!!",
-        base64.urlsafe_b64encode(b"not-a-number").decode(),
-        base64.urlsafe_b64encode(b"-1").decode().rstrip("="),
-        "MQ==",  # padded form of a valid cursor: not what the API hands out
-    ],
+    ["%%%", base64.urlsafe_b64encode(b"-1").decode(), "MDAx", "9" * 5000],
 )
-def test_malformed_cursor_names_the_field(
+def test_a_malformed_cursor_names_the_field(
     store: AgentStore, created: AgentHeader, cursor: str
 ) -> None:
-    # GIVEN a cursor the API never returned WHEN a page is asked THEN ValueError names `cursor`
     with pytest.raises(ValueError, match=r"^cursor: "):
-        store.page_messages("agent-1", cursor=cursor)
+        store.page_messages(AGENT, cursor=cursor)
 
 
 @pytest.mark.parametrize("limit", [0, 1001])
-def test_bad_limit_names_the_field(store: AgentStore, limit: int) -> None:
-    # GIVEN a limit out of range WHEN a page is asked THEN ValueError names `limit`
+def test_a_bad_limit_names_the_field(store: AgentStore, limit: int) -> None:
     with pytest.raises(ValueError, match=r"^limit: "):
-        store.page_messages("agent-1", limit=limit)
+        store.page_messages(AGENT, limit=limit)
 
 
-# --- external updates, publishing, header-only writes ---------------------------------------
+# --- the header as others write it ---------------------------------------------------------------
 
 
-def test_header_survives_the_recovery_state_machines_update(
+def test_the_recovery_state_machines_update_keeps_the_header_readable(
     store: AgentStore, created: AgentHeader
 ) -> None:
-    # GIVEN an agent waiting for nothing after a failed plan
-    failed = created.model_copy(update={"status": Status.PLANNING_FAILED, "next_step": None})
-    store.update_header(0, failed)
-    # WHEN the state machine's dynamodb:updateItem runs on the META item
+    # GIVEN an agent whose plan failed
+    failed = store.commit(
+        0,
+        created.model_copy(
+            update={
+                "status": Status.PLANNING_FAILED,
+                "next_step": None,
+                "last_error_type": ErrorType.MODEL_UNAVAILABLE,
+                "last_error_step": 0,
+            }
+        ),
+    )
+    # WHEN the state machine's RecordAttempt runs (its own update expression)
+    from agentry_platform.lib.recovery_definition import recovery_definition
+
+    task = recovery_definition(
+        table_name=store.table_name, topic_arn="t", max_attempts=1, delay_seconds=0
+    )["States"]["RecordAttempt"]["Parameters"]
     store.client.update_item(
         TableName=store.table_name,
-        Key={"pk": {"S": agent_pk("agent-1")}, "sk": {"S": "META"}},
-        UpdateExpression=(
-            "SET #status = :recovering, #step = #step + :one, #version = #version + :one, "
-            "#nextStep = :plan, #updatedAt = :now, #lastErrorType = :errorType "
-            "ADD #recoveryAttempts :one"
-        ),
-        ConditionExpression="#step = :step",
-        ExpressionAttributeNames={
-            f"#{a.value}": a.value for a in HeaderAttr if a.value != "publishedStep"
-        },
+        Key={"pk": {"S": agent_pk(AGENT)}, "sk": {"S": "META"}},
+        UpdateExpression=task["UpdateExpression"],
+        ConditionExpression=task["ConditionExpression"],
+        ExpressionAttributeNames=task["ExpressionAttributeNames"],
         ExpressionAttributeValues={
-            ":recovering": {"S": "RECOVERING"},
-            ":one": {"N": "1"},
-            ":plan": {"S": "plan"},
+            **{
+                k: v
+                for k, v in task["ExpressionAttributeValues"].items()
+                if not k.startswith((":now", ":step", ":failed"))
+            },
             ":now": {"S": "2025-06-01T12:00:00.123Z"},
-            ":errorType": {"S": "PlanningFailed"},
-            ":step": {"N": "0"},
+            ":step": {"N": str(failed.step)},
+            ":failed": {"S": "PLANNING_FAILED"},
         },
     )
-    # THEN the header parses with the changes, and the next commit is conditional on them
-    header = store.get_header("agent-1")
+    # THEN the header parses with the changes, is back in the index, and commits go on
+    header = store.get_header(AGENT)
     assert header.status == Status.RECOVERING
     assert (header.step, header.version, header.recovery_attempts) == (1, 2, 1)
     assert header.next_step == StepKind.PLAN
     assert header.updated_at == datetime(2025, 6, 1, 12, 0, 0, 123000, tzinfo=UTC)
-    assert header.goal == created.goal
+    assert HeaderAttr.ACTIVE_SHARD.value in _raw(store, "META")
     assert store.commit(2, header).version == 3
 
 
-def test_null_next_step_parses_as_none(store: AgentStore, created: AgentHeader) -> None:
-    # GIVEN a META whose nextStep was set to NULL by an external writer
+def test_a_header_of_the_previous_schema_is_read(store: AgentStore) -> None:
+    # GIVEN a META item as runtime 0.1.0 wrote it (goal, answer, publishedStep, a lastError map)
+    image = {
+        "pk": {"S": agent_pk(AGENT)},
+        "sk": {"S": "META"},
+        "agentId": {"S": AGENT},
+        "status": {"S": "COMPLETED"},
+        "goal": {"S": "Book a flight"},
+        "answer": {"S": "Booked."},
+        "version": {"N": "5"},
+        "step": {"N": "5"},
+        "publishedStep": {"N": "5"},
+        "messageCount": {"N": "6"},
+        "pendingToolUseIds": {"L": []},
+        "lastError": {"M": {"errorType": {"S": "ModelThrottled"}}},
+        "usage": {"M": {"inputTokens": {"N": "10"}}},
+        "runtimeVersion": {"S": "0.1.0"},
+        "modelId": {"S": "m"},
+        "createdAt": {"S": "2025-01-01T00:00:00+00:00"},
+        "updatedAt": {"S": "2025-01-01T00:00:00+00:00"},
+    }
+    # WHEN this runtime reads it THEN the fields it knows are kept and the others ignored
+    header = header_from_image(image)
+    assert (header.status, header.version, header.message_count) == (Status.COMPLETED, 5, 6)
+    assert header.usage.input_tokens == 10
+    assert header.schema_version == 1
+    assert header.next_step is None
+
+
+def test_a_header_a_newer_runtime_wrote_is_read(store: AgentStore, created: AgentHeader) -> None:
+    # GIVEN a META carrying fields (and a schema version) this runtime does not know
     store.client.update_item(
         TableName=store.table_name,
-        Key={"pk": {"S": agent_pk("agent-1")}, "sk": {"S": "META"}},
-        UpdateExpression="SET nextStep = :null",
-        ExpressionAttributeValues={":null": {"NULL": True}},
+        Key={"pk": {"S": agent_pk(AGENT)}, "sk": {"S": "META"}},
+        UpdateExpression="SET schemaVersion = :v, futureField = :f",
+        ExpressionAttributeValues={":v": {"N": "3"}, ":f": {"M": {"x": {"S": "y"}}}},
     )
-    # WHEN it is read THEN no step is awaited
-    assert store.get_header("agent-1").next_step is None
+    # WHEN it is read THEN it parses, and a commit writes only what this runtime knows
+    header = store.get_header(AGENT)
+    assert header.schema_version == 3
+    assert store.commit(0, header).version == 1
 
 
-def test_mark_published_only_for_the_current_step(store: AgentStore, created: AgentHeader) -> None:
-    # GIVEN an agent at step 1, version 1
-    store.commit(0, created.model_copy(update={"step": 1}))
-    # WHEN the follow-up of step 1, then of the old step 0, is marked
-    current = store.mark_published("agent-1", 1)
-    old = store.mark_published("agent-1", 0)
-    # THEN only the current step is recorded, and the version did not move
-    header = store.get_header("agent-1")
-    assert (current, old) == (True, False)
-    assert header.published_step == 1
-    assert header.version == 1
+# --- tool claims and announcements --------------------------------------------------------------
 
 
-def test_update_header_is_conditional_on_version(store: AgentStore, created: AgentHeader) -> None:
-    # GIVEN an agent at version 0 WHEN it is cancelled twice from version 0
-    cancelled = created.model_copy(update={"status": Status.CANCELLED})
-    assert store.update_header(0, cancelled).version == 1
-    # THEN the second write is stale and the first stays
-    with pytest.raises(StaleStepError):
-        store.update_header(0, created)
-    assert store.get_header("agent-1").status == Status.CANCELLED
+def _claim(**changes: Any) -> ToolClaim:
+    fields: dict[str, Any] = {
+        "agent_id": AGENT,
+        "turn_seq": 1,
+        "tool_use_id": "tooluse_a",
+        "name": "book_flight",
+        "result_seq": 2,
+        "lease_until": state.utcnow() + timedelta(seconds=60),
+    }
+    return ToolClaim(**(fields | changes))
 
 
-# --- tool call idempotency records ----------------------------------------------------------
-
-
-@pytest.fixture
-def committed_call(store: AgentStore, created: AgentHeader) -> str:
-    """An agent whose plan committed tool call ``t-1``; answers its toolUseId."""
-    tool_input = {"origin": "JFK"}
-    store.commit(
-        0,
-        created.model_copy(update={"message_count": 2}),
-        messages=[_tool_use(1, "t-1", tool_input)],
-        tool_calls=[_call("agent-1", "t-1", tool_input)],
-    )
-    return "t-1"
-
-
-def test_claim_is_exclusive_while_leased_and_reclaimable_after(
-    store: AgentStore, committed_call: str, monkeypatch: pytest.MonkeyPatch
+def test_a_claim_is_taken_once_and_an_approved_call_can_be_taken(
+    store: AgentStore, created: AgentHeader
 ) -> None:
-    # GIVEN a committed tool call claimed by one worker
-    first = store.claim_tool_call("agent-1", committed_call, lease_seconds=30)
-    assert first is not None
-    assert (first.status, first.attempts) == (ToolCallStatus.IN_PROGRESS, 1)
-    # WHEN a second worker claims it during the lease THEN it gets nothing
-    assert store.claim_tool_call("agent-1", committed_call, lease_seconds=30) is None
-    # WHEN the lease has expired THEN another worker can take it over
-    later = state.utcnow() + timedelta(seconds=31)
-    monkeypatch.setattr(state, "utcnow", lambda: later)
-    second = store.claim_tool_call("agent-1", committed_call, lease_seconds=30)
-    assert second is not None
-    assert second.attempts == 2
-    assert second.lease_until is not None
-    assert second.lease_until > later
+    # GIVEN one claim WHEN the same call is claimed again THEN it is refused
+    assert store.claim_tool(_claim(), ttl=TTL) is not None
+    assert store.claim_tool(_claim(), ttl=TTL) is None
+    assert store.get_claim(AGENT, 1, "tooluse_a").status == ClaimStatus.IN_PROGRESS  # type: ignore[union-attr]
+    # AND a call a person approved is taken by its claim, a rejected one is not
+    approved = _claim(tool_use_id="tooluse_b", status=ClaimStatus.APPROVED, decided_by="me")
+    rejected = _claim(tool_use_id="tooluse_c", status=ClaimStatus.REJECTED, decided_by="me")
+    assert store.record_decision(approved, ttl=TTL)
+    assert store.record_decision(rejected, ttl=TTL)
+    assert not store.record_decision(rejected, ttl=TTL)
+    assert store.claim_tool(_claim(tool_use_id="tooluse_b"), ttl=TTL) is not None
+    assert store.claim_tool(_claim(tool_use_id="tooluse_c"), ttl=TTL) is None
+    assert [c.tool_use_id for c in store.claims(AGENT, 1)] == [
+        "tooluse_a",
+        "tooluse_b",
+        "tooluse_c",
+    ]
 
 
-def test_finished_call_cannot_be_claimed_and_keeps_its_result(
-    store: AgentStore, committed_call: str
+def test_a_reused_tool_use_id_of_another_turn_does_not_collide(
+    store: AgentStore, created: AgentHeader
 ) -> None:
-    # GIVEN a claimed call WHEN it finishes
-    store.claim_tool_call("agent-1", committed_call, lease_seconds=30)
-    done = store.finish_tool_call(
-        "agent-1", committed_call, succeeded=True, result={"flights": [{"price": 99.5}]}, error=None
-    )
-    # THEN it is SUCCEEDED, cannot be claimed or finished again, and its result is readable
-    assert done.status == ToolCallStatus.SUCCEEDED
-    assert done.finished_at is not None
-    assert store.claim_tool_call("agent-1", committed_call, lease_seconds=30) is None
-    with pytest.raises(StaleStepError, match="IN_PROGRESS"):
-        store.finish_tool_call("agent-1", committed_call, succeeded=False, result=None, error="x")
-    assert store.get_tool_call("agent-1", committed_call) == done
-    assert done.result == {"flights": [{"price": 99.5}]}
+    assert store.claim_tool(_claim(turn_seq=1), ttl=TTL) is not None
+    assert store.claim_tool(_claim(turn_seq=3, result_seq=4), ttl=TTL) is not None
 
 
-def test_unknown_tool_call_cannot_be_claimed(store: AgentStore, created: AgentHeader) -> None:
-    # GIVEN no record WHEN it is claimed THEN None, and no record is created
-    assert store.claim_tool_call("agent-1", "nope", lease_seconds=5) is None
-    assert store.get_tool_call("agent-1", "nope") is None
-
-
-def test_huge_tool_result_is_truncated_under_the_limit(
-    store: AgentStore, committed_call: str
+def test_an_announcement_is_claimed_once_and_taken_over_after_its_lease(
+    store: AgentStore, created: AgentHeader
 ) -> None:
-    # GIVEN a claimed call whose result is far over the limit (quotes make JSON escaping grow it)
-    store.claim_tool_call("agent-1", committed_call, lease_seconds=30)
-    result = {"content": [{"text": 'say "hi" ' * 60_000}]}
-    # WHEN it finishes
-    done = store.finish_tool_call(
-        "agent-1", committed_call, succeeded=True, result=result, error="e" * 50_000
-    )
-    # THEN the stored result is a marked, truncated string and the item stays under the limit
-    assert isinstance(done.result, str)
-    assert done.result.endswith("chars]")
-    assert "...[truncated " in done.result
-    assert done.error is not None
-    assert len(done.error) < 5_000
-    raw = _raw(store, "agent-1", tool_sk(committed_call))
-    assert item_size(raw) <= store.max_item_bytes
-    assert len(raw["result"]["S"]) <= store.max_tool_result_chars + 64
+    assert store.claim_announcement(AGENT, 4, 0, lease_seconds=60, ttl=TTL) is True
+    assert store.claim_announcement(AGENT, 4, 0, lease_seconds=60, ttl=TTL) is None  # held
+    store.finish_announcement(AGENT, 4, 0)
+    assert store.claim_announcement(AGENT, 4, 0, lease_seconds=60, ttl=TTL) is False  # done
+    # A poke (a new nonce) of the same version is a new announcement; a dead claim is taken
+    assert store.claim_announcement(AGENT, 4, 1, lease_seconds=-1, ttl=TTL) is True
+    assert store.claim_announcement(AGENT, 4, 1, lease_seconds=60, ttl=TTL) is True
 
 
-# --- sizes and construction -----------------------------------------------------------------
+def test_a_nonce_bump_changes_neither_version_nor_step(
+    store: AgentStore, created: AgentHeader
+) -> None:
+    poked = store.bump_nonce(AGENT, 0)
+    assert poked is not None
+    assert (poked.nonce, poked.version, poked.step) == (1, 0, 0)
+    assert store.bump_nonce(AGENT, 7) is None  # the agent moved on: nothing happens
+
+
+def test_stale_agents_come_from_the_active_index(store: AgentStore, created: AgentHeader) -> None:
+    later = state.utcnow() + timedelta(minutes=1)
+    found = [h.agent_id for h in store.stale_agents(created.shard, updated_before=later)]
+    assert found == [AGENT]
+    assert list(store.stale_agents(created.shard, updated_before=created.updated_at)) == []
+
+
+# --- lifetime ------------------------------------------------------------------------------------
+
+
+def test_renew_expiry_and_delete_reach_every_item(store: AgentStore, created: AgentHeader) -> None:
+    store.put_step_message(AGENT, _text(1, step=1), TTL)
+    store.claim_tool(_claim(), ttl=TTL)
+    assert store.renew_expiry(AGENT, TTL + 100) == 5  # META, INFO, two messages, a claim
+    assert _raw(store, message_sk(1))["ttl"] == {"N": str(TTL + 100)}
+    assert store.delete_agent(AGENT) == 5
+    assert store.find_header(AGENT) is None
+    assert sum(store.item_count(AGENT).values()) == 0
+
+
+# --- errors, sizes, construction ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "error"),
+    [
+        ("ProvisionedThroughputExceededException", 400, StoreThrottledError),
+        ("ThrottlingException", 400, StoreThrottledError),
+        ("InternalServerError", 500, StoreUnavailableError),
+        ("ValidationException", 400, StoreError),
+    ],
+)
+def test_dynamodb_errors_are_translated_once(code: str, status: int, error: type) -> None:
+    class Failing:
+        def get_item(self, **_: Any) -> Any:
+            raise ClientError(
+                {
+                    "Error": {"Code": code, "Message": "no"},
+                    "ResponseMetadata": {"HTTPStatusCode": status},
+                },
+                "GetItem",
+            )
+
+    with pytest.raises(error):
+        AgentStore("t", client=Failing()).find_header(AGENT)
 
 
 def test_item_size_counts_names_and_values() -> None:
-    # GIVEN items of each shape WHEN measured THEN names + values are counted as DynamoDB does
     assert item_size({"ab": {"S": "héllo"}}) == 2 + 6
     assert item_size({"n": {"N": "12345"}}) == 1 + 4
     assert item_size({"f": {"BOOL": True}, "z": {"NULL": True}}) == 4
@@ -525,15 +486,30 @@ def test_item_size_counts_names_and_values() -> None:
 
 
 def test_store_refuses_limits_it_cannot_honour() -> None:
-    # GIVEN limits past DynamoDB's, or leaving no room for a result THEN the field is named
     with pytest.raises(ValueError, match=r"^max_item_bytes: "):
         AgentStore("t", max_item_bytes=500_000)
-    with pytest.raises(ValueError, match=r"^max_tool_result_chars: "):
-        AgentStore("t", max_item_bytes=100_000, max_tool_result_chars=100_000)
 
 
 def test_default_client_is_created_lazily(aws: None) -> None:
-    # GIVEN no client WHEN the store is built THEN none exists until first use, then a DynamoDB one
     store = AgentStore("t")
     assert store._client is None
     assert store.client.meta.service_model.service_name == "dynamodb"
+
+
+def test_a_corrupt_message_item_is_named(store: AgentStore, created: AgentHeader) -> None:
+    store.client.put_item(
+        TableName=store.table_name,
+        Item={"pk": {"S": agent_pk(AGENT)}, "sk": {"S": message_sk(1)}, "content": {"S": "{"}},
+    )
+    with pytest.raises(CorruptItemError, match="MSG#00000001"):
+        store.get_message(AGENT, 1)
+
+
+def test_header_items_do_not_grow_with_the_conversation(
+    store: AgentStore, created: AgentHeader
+) -> None:
+    small = item_size(_raw(store, "META"))
+    store.commit(
+        0, created.model_copy(update={"message_count": 300, "step": 299, "tool_call_count": 150})
+    )
+    assert abs(item_size(_raw(store, "META")) - small) < 16

@@ -193,15 +193,24 @@ def test_every_queue_but_a_dlq_has_a_redrive_policy(graph: dict[str, Any], repo_
     # GIVEN the queues and the ARNs other queues and targets dead-letter into
     config = _config(graph, repo_root)
     queues = _of_type(graph, "aws:sqs/queue:Queue")
-    dead_letter_arns = {
-        json.loads(q["inputs"]["redrivePolicy"])["deadLetterTargetArn"]
-        for q in queues
-        if q["inputs"].get("redrivePolicy")
-    } | {
-        t["inputs"]["deadLetterConfig"]["arn"]
-        for t in _of_type(graph, "aws:cloudwatch/eventTarget:EventTarget")
-        if t["inputs"].get("deadLetterConfig")
-    }
+    dead_letter_arns = (
+        {
+            json.loads(q["inputs"]["redrivePolicy"])["deadLetterTargetArn"]
+            for q in queues
+            if q["inputs"].get("redrivePolicy")
+        }
+        | {
+            t["inputs"]["deadLetterConfig"]["arn"]
+            for t in _of_type(graph, "aws:cloudwatch/eventTarget:EventTarget")
+            if t["inputs"].get("deadLetterConfig")
+        }
+        | {
+            # a stream mapping's on-failure destination is the DLQ of the records it gives up on
+            m["inputs"]["destinationConfig"]["onFailure"]["destinationArn"]
+            for m in _of_type(graph, "aws:lambda/eventSourceMapping:EventSourceMapping")
+            if m["inputs"].get("destinationConfig")
+        }
+    )
     # THEN every queue is a DLQ or redrives into one, after the configured receive count
     for queue in queues:
         if queue["outputs"]["arn"] in dead_letter_arns:
@@ -244,10 +253,16 @@ def test_event_flow_is_derived_from_the_graph(graph: dict[str, Any]) -> None:
     label = nodes
     stack = graph["stack"]
     pairs = {(label[e.source], label[e.target]) for e in edges}
-    # THEN it runs API -> api function -> table and bus -> queue -> worker -> Bedrock,
-    # and bus -> recovery state machine -> human topic
+    # THEN it runs API -> api function -> table -> announcer -> bus -> queue -> worker ->
+    # Bedrock and table, and bus -> recovery state machine -> human topic
     assert (f"agentry-{stack}-api", f"agentry-{stack}-api") in pairs  # the HTTP API -> function
-    assert (f"agentry-{stack}-api", f"agentry-{stack}-bus") in pairs
+    assert (f"agentry-{stack}-api", f"agentry-{stack}-agents") in pairs
+    assert (f"agentry-{stack}-agents", f"agentry-{stack}-announcer") in pairs
+    assert (f"agentry-{stack}-announcer", f"agentry-{stack}-bus") in pairs
+    assert (f"agentry-{stack}-worker", f"agentry-{stack}-agents") in pairs
+    # AND only the announcer publishes
+    assert {target for source, target in pairs if target == f"agentry-{stack}-bus"}
+    assert {s for s, t in pairs if t == f"agentry-{stack}-bus"} == {f"agentry-{stack}-announcer"}
     assert (f"agentry-{stack}-bus", f"agentry-{stack}-steps") in pairs
     assert (f"agentry-{stack}-steps", f"agentry-{stack}-worker") in pairs
     assert (f"agentry-{stack}-worker", "Amazon Bedrock") in pairs

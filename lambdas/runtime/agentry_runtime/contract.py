@@ -1,33 +1,55 @@
-"""The runtime's public contract: event names and schemas, table keys, env vars, entry points.
+"""The runtime's public contract: statuses, events, table keys and indexes, env vars, handlers.
 
 This is the one module that both the runtime and the infrastructure (``agentry_platform``)
-import, so event patterns, key schemas and handler names can never drift apart.
+import, so event patterns, key schemas, the recovery state machine's attribute names and
+handler names can never drift apart.
+
+Compatibility across a rolling deploy: functions of two runtime versions share the table and
+the bus for a while. Every reader here ignores fields it does not know and accepts any schema
+version from ``MIN_READABLE_SCHEMA_VERSION`` on: a release reads the one before it, and a newer
+release only ever writes what the one before it can read (it adds fields, never repurposes).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SCHEMA_VERSION: Final = 1
-
-# --- EventBridge ---------------------------------------------------------------------------
-
-#: Source of every event the runtime publishes.
-EVENT_SOURCE = "agentry.runtime"
-#: Source of the step events the recovery state machine publishes.
-RECOVERY_SOURCE = "agentry.recovery"
+#: Schema version of the items and events this runtime writes.
+SCHEMA_VERSION: Final = 2
+#: The oldest schema this runtime reads: the release before it (items without a version are 1).
+MIN_READABLE_SCHEMA_VERSION: Final = SCHEMA_VERSION - 1
 
 
-class DetailType(StrEnum):
-    """EventBridge ``detail-type`` of each Agentry event."""
+# --- lifecycle -----------------------------------------------------------------------------
 
-    STEP_REQUESTED = "Agent Step Requested"
-    AGENT_ERROR = "Agent Error"
-    AGENT_COMPLETED = "Agent Completed"
-    AGENT_NEEDS_HUMAN = "Agent Needs Human"
+
+class Status(StrEnum):
+    """Lifecycle of an agent (the article's names where they fit, plus recovery and waits)."""
+
+    INITIATED = "INITIATED"
+    TOOL_EXECUTION_PENDING = "TOOL_EXECUTION_PENDING"
+    TOOL_EXECUTION_SUCCESS = "TOOL_EXECUTION_SUCCESS"
+    TOOL_EXECUTION_FAILED = "TOOL_EXECUTION_FAILED"
+    PLANNING_FAILED = "PLANNING_FAILED"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    RECOVERING = "RECOVERING"
+    RESUMED = "RESUMED"
+    FOLLOWED_UP = "FOLLOWED_UP"
+    COMPLETED = "COMPLETED"
+    NEEDS_HUMAN = "NEEDS_HUMAN"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+
+
+#: No step runs for an agent in these statuses (a COMPLETED agent may still get a follow-up).
+TERMINAL: frozenset[Status] = frozenset({Status.COMPLETED, Status.CANCELLED, Status.FAILED})
+#: The agent waits for a person: nothing of the platform's own should move it.
+HUMAN_WAITS: frozenset[Status] = frozenset({Status.NEEDS_HUMAN, Status.AWAITING_APPROVAL})
+#: Statuses a step failed in: the recovery state machine acts on agents in these only.
+FAILURES: frozenset[Status] = frozenset({Status.PLANNING_FAILED, Status.TOOL_EXECUTION_FAILED})
 
 
 class StepKind(StrEnum):
@@ -52,6 +74,8 @@ class ErrorType(StrEnum):
     STEP_LIMIT_EXCEEDED = "StepLimitExceeded"
     #: The agent's definition is no longer in the stack's config.
     AGENT_NOT_DEFINED = "AgentNotDefined"
+    #: The step's event kept failing until it reached a dead-letter queue, re-driven in vain.
+    STEP_DEAD_LETTERED = "StepDeadLettered"
     INTERNAL = "InternalError"
 
 
@@ -63,51 +87,92 @@ RETRYABLE_ERRORS: tuple[ErrorType, ...] = (
     ErrorType.INTERNAL,
 )
 
+#: What a caller or an on-call human reads about each error: typed and public (no ARNs, no
+#: raw AWS error text; the details are in the function's logs under the agent's id).
+PUBLIC_ERROR_MESSAGES: dict[ErrorType, str] = {
+    ErrorType.MODEL_THROTTLED: "The model kept throttling requests.",
+    ErrorType.MODEL_UNAVAILABLE: "The model was unavailable.",
+    ErrorType.MODEL_REJECTED: "The model refused the request (check model access and input).",
+    ErrorType.PLANNING_FAILED: "The model's answers kept failing validation.",
+    ErrorType.TOOL_EXECUTION_FAILED: "Tool calls kept failing.",
+    ErrorType.STEP_LIMIT_EXCEEDED: "The agent used its step budget without finishing.",
+    ErrorType.AGENT_NOT_DEFINED: "The agent's definition is no longer deployed.",
+    ErrorType.STEP_DEAD_LETTERED: "A step could not be processed and was dead-lettered.",
+    ErrorType.INTERNAL: "An internal error stopped the step.",
+}
 
-class _Detail(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, alias="schemaVersion")
+# --- EventBridge ---------------------------------------------------------------------------
+
+#: Source of every event on the bus; only the platform's announcer may put it.
+EVENT_SOURCE = "agentry.runtime"
+
+
+class DetailType(StrEnum):
+    """EventBridge ``detail-type`` of each Agentry event."""
+
+    STEP_REQUESTED = "Agent Step Requested"
+    AGENT_ERROR = "Agent Error"
+    AGENT_COMPLETED = "Agent Completed"
+    AGENT_NEEDS_HUMAN = "Agent Needs Human"
+    AGENT_NEEDS_APPROVAL = "Agent Needs Approval"
+
+
+class Detail(BaseModel):
+    """What every event carries: ids and typed fields only (consumers read text from the store).
+
+    Unknown fields are ignored, so a consumer keeps working while a newer announcer adds some.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    schema_version: int = Field(default=SCHEMA_VERSION, alias="schemaVersion")
     agent_id: str = Field(alias="agentId", min_length=1, max_length=64)
+    step: int = Field(ge=0)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _readable(cls, value: int) -> int:
+        if value < MIN_READABLE_SCHEMA_VERSION:
+            raise ValueError(f"schema version {value} is older than this runtime reads")
+        return value
 
 
-class StepRequested(_Detail):
+class StepRequested(Detail):
     """Detail of ``Agent Step Requested``: run step ``step`` of ``kind`` for the agent."""
 
-    step: int = Field(ge=0)
     kind: StepKind
-    reason: str = Field(default="", max_length=256)
 
 
-class AgentErrorDetail(_Detail):
-    """Detail of ``Agent Error``: the step that failed and why, typed."""
+class AgentErrorDetail(Detail):
+    """Detail of ``Agent Error``: the step that failed and its typed error."""
 
-    step: int = Field(ge=0)
     error_type: ErrorType = Field(alias="errorType")
-    message: str = Field(max_length=2048)
     retryable: bool
 
 
-class AgentCompleted(_Detail):
-    """Detail of ``Agent Completed``: the agent's final answer."""
-
-    step: int = Field(ge=0)
-    answer: str = Field(max_length=8192)
+class AgentCompleted(Detail):
+    """Detail of ``Agent Completed``: the agent ended its turn (the answer is in the store)."""
 
 
-class AgentNeedsHuman(_Detail):
+class AgentNeedsHuman(Detail):
     """Detail of ``Agent Needs Human``: an agent stopped and waits for an instruction."""
 
-    step: int = Field(ge=0)
-    error_type: ErrorType = Field(alias="errorType")
-    message: str = Field(max_length=2048)
+    error_type: ErrorType | None = Field(default=None, alias="errorType")
 
 
-DETAIL_MODELS: dict[DetailType, type[_Detail]] = {
+class AgentNeedsApproval(Detail):
+    """Detail of ``Agent Needs Approval``: committed calls wait for a person's decision."""
+
+    tools: list[str] = Field(default_factory=list, description="Names of the tools waiting.")
+
+
+DETAIL_MODELS: dict[DetailType, type[Detail]] = {
     DetailType.STEP_REQUESTED: StepRequested,
     DetailType.AGENT_ERROR: AgentErrorDetail,
     DetailType.AGENT_COMPLETED: AgentCompleted,
     DetailType.AGENT_NEEDS_HUMAN: AgentNeedsHuman,
+    DetailType.AGENT_NEEDS_APPROVAL: AgentNeedsApproval,
 }
 
 # --- CloudWatch metrics ---------------------------------------------------------------------
@@ -154,18 +219,57 @@ SORT_KEY = "sk"
 TTL_ATTRIBUTE = "ttl"
 
 META_SK = "META"
+INFO_SK = "INFO"
 MESSAGE_PREFIX = "MSG#"
 TOOL_PREFIX = "TOOL#"
 SUMMARY_PREFIX = "SUMMARY#"
+#: The announcer's record that a header version's lifecycle event went out (deduplication).
+ANNOUNCE_PREFIX = "ANNOUNCE#"
 #: Partition of Powertools' idempotency records (``Idempotency-Key`` on ``POST /agents``).
 IDEMPOTENCY_PK = "IDEMPOTENCY#create-agent"
 
 
-def table_schema(table_name: str) -> dict[str, Any]:
-    """``CreateTable`` arguments of the single table the runtime expects (keys, on-demand).
+class Index(StrEnum):
+    """Global secondary indexes of the table."""
 
-    The platform declares the same keys (``PARTITION_KEY``/``SORT_KEY``, strings); local and
-    test tables are created from this so they can never drift from it.
+    #: Sparse: only headers of agents that wait for the platform (the reconciler's work list).
+    ACTIVE = "active"
+    #: Every agent by its owner, newest first (``GET /agents``).
+    OWNER = "owner"
+
+
+class HeaderAttr(StrEnum):
+    """Attribute names of the ``META`` item that the recovery state machine, the reconciler's
+    index and the announcer read or write. The store writes the header with exactly these."""
+
+    SCHEMA_VERSION = "schemaVersion"
+    STATUS = "status"
+    STEP = "step"
+    VERSION = "version"
+    NEXT_STEP = "nextStep"
+    NONCE = "nonce"
+    RUNNER_UNTIL = "runnerUntil"
+    RECOVERY_ATTEMPTS = "recoveryAttempts"
+    UPDATED_AT = "updatedAt"
+    LAST_ERROR_TYPE = "lastErrorType"
+    LAST_ERROR_STEP = "lastErrorStep"
+    #: The agent's shard, fixed at creation; ``ACTIVE_SHARD`` copies it while the agent waits
+    #: for the platform, which keeps the ``active`` index sparse.
+    SHARD = "shard"
+    ACTIVE_SHARD = "activeShard"
+    OWNER = "owner"
+    CREATED_AT = "createdAt"
+
+
+#: Shards of the ``active`` index: agents spread over this many partitions of the index.
+ACTIVE_SHARDS = 8
+
+
+def table_schema(table_name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments of the single table the runtime expects.
+
+    The platform declares the same keys, indexes and stream; local and test tables are created
+    from this so they can never drift from it.
     """
     return {
         "TableName": table_name,
@@ -174,11 +278,37 @@ def table_schema(table_name: str) -> dict[str, Any]:
             {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
         ],
         "AttributeDefinitions": [
-            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": SORT_KEY, "AttributeType": "S"},
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in (
+                PARTITION_KEY,
+                SORT_KEY,
+                HeaderAttr.ACTIVE_SHARD.value,
+                HeaderAttr.UPDATED_AT.value,
+                HeaderAttr.OWNER.value,
+                HeaderAttr.CREATED_AT.value,
+            )
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index.value,
+                "KeySchema": [
+                    {"AttributeName": hash_key, "KeyType": "HASH"},
+                    {"AttributeName": range_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, hash_key, range_key in INDEX_KEYS
         ],
         "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     }
+
+
+#: ``(index, hash key, range key)`` of each global secondary index.
+INDEX_KEYS: tuple[tuple[Index, str, str], ...] = (
+    (Index.ACTIVE, HeaderAttr.ACTIVE_SHARD.value, HeaderAttr.UPDATED_AT.value),
+    (Index.OWNER, HeaderAttr.OWNER.value, HeaderAttr.CREATED_AT.value),
+)
 
 
 def agent_pk(agent_id: str) -> str:
@@ -191,9 +321,18 @@ def message_sk(seq: int) -> str:
     return f"{MESSAGE_PREFIX}{seq:08d}"
 
 
-def tool_sk(tool_use_id: str) -> str:
-    """Sort key of the idempotency record of one tool call."""
-    return f"{TOOL_PREFIX}{tool_use_id}"
+def tool_sk(turn_seq: int, tool_use_id: str) -> str:
+    """Sort key of the claim of one tool call of the assistant turn ``turn_seq``.
+
+    The turn is part of the key, so a model that reuses a ``toolUseId`` of an earlier turn
+    never collides with that turn's record.
+    """
+    return f"{TOOL_PREFIX}{turn_seq:08d}#{tool_use_id}"
+
+
+def announce_sk(version: int, nonce: int) -> str:
+    """Sort key of the announcement record of header ``version`` (as poked ``nonce`` times)."""
+    return f"{ANNOUNCE_PREFIX}{version:010d}#{nonce:06d}"
 
 
 def summary_sk(upto_seq: int) -> str:
@@ -209,6 +348,8 @@ class Handler(StrEnum):
 
     API = "agentry_runtime.handlers.api.handler"
     WORKER = "agentry_runtime.handlers.worker.handler"
+    ANNOUNCER = "agentry_runtime.handlers.announcer.handler"
+    RECONCILER = "agentry_runtime.handlers.reconciler.handler"
 
 
 class Env(StrEnum):
@@ -228,31 +369,11 @@ class Env(StrEnum):
     MODEL_READ_TIMEOUT_SECONDS = "AGENTRY_MODEL_READ_TIMEOUT_SECONDS"
     MODEL_CONNECT_TIMEOUT_SECONDS = "AGENTRY_MODEL_CONNECT_TIMEOUT_SECONDS"
     MODEL_MAX_ATTEMPTS = "AGENTRY_MODEL_MAX_ATTEMPTS"
+    #: JSON of the reconciler's settings (stale-after, re-drive budget, dead-letter queue).
+    RECONCILER = "AGENTRY_RECONCILER"
 
 
 #: Where Lambda unpacks the bundle (set by the Lambda runtime; the agents file is relative to it).
 TASK_ROOT_VARIABLE = "LAMBDA_TASK_ROOT"
 #: Name of the generated agents file at the root of every bundle.
 AGENTS_FILE_NAME = "agentry_agents.json"
-
-
-class HeaderAttr(StrEnum):
-    """Attribute names of the ``META`` item that the recovery state machine reads or writes.
-
-    The store writes the header with exactly these names; the state machine definition in
-    ``agentry_platform`` builds its ``dynamodb:updateItem`` expressions from them.
-    """
-
-    STATUS = "status"
-    STEP = "step"
-    VERSION = "version"
-    NEXT_STEP = "nextStep"
-    RECOVERY_ATTEMPTS = "recoveryAttempts"
-    UPDATED_AT = "updatedAt"
-    LAST_ERROR_TYPE = "lastErrorType"
-    PUBLISHED_STEP = "publishedStep"
-
-
-#: Status the recovery state machine sets when it re-requests a plan, and when it gives up.
-RECOVERING_STATUS = "RECOVERING"
-NEEDS_HUMAN_STATUS = "NEEDS_HUMAN"

@@ -1,29 +1,64 @@
-"""The runtime's exceptions, translated once where a backend error occurs.
+"""Every exception the runtime raises on purpose, under one root, translated once where the
+backend error occurs (one helper per client: ``store._dynamodb_errors``, ``model._translate``,
+``events._translate``)::
 
-AgentryError
-├── SettingsError             the function's environment or agents file is missing or invalid
-├── UnknownAgentError         no agent definition of that name
-├── StoreError
-│   ├── AgentNotFoundError
-│   ├── AgentExistsError
-│   ├── StaleStepError        another writer committed first (optimistic concurrency)
-│   └── ItemTooLargeError     an item would pass the configured size limit
-├── ModelError                carries the typed ErrorType and whether it is retryable
-│   ├── ModelThrottledError
-│   ├── ModelUnavailableError     5xx, unreachable: retryable
-│   ├── ModelNotAvailableError    access not granted / no such model here / end of life
-│   └── ModelRejectedError        the request itself is invalid: not retryable
-├── ToolError
-│   ├── UnknownToolError
-│   ├── ToolInputError
-│   └── ToolTimeoutError
-├── PublishError              EventBridge refused an event
-└── AgentError              a typed agent error the loop publishes as an ``Agent Error``
+    AgentryError
+    ├── SettingsError              the function's environment or agents file is missing or bad
+    ├── UnknownAgentError          no agent definition of that name
+    ├── StoreError                 a DynamoDB call failed
+    │   ├── AgentNotFoundError     no agent with this id
+    │   ├── AgentExistsError       an agent with this id already exists
+    │   ├── ConditionFailedError   a conditional write found the item otherwise (carries it)
+    │   ├── StaleStepError         the header moved on: another writer committed first
+    │   ├── ItemTooLargeError      an item would pass the store's size limit
+    │   ├── CorruptItemError       an item that does not parse (or a header counting no item)
+    │   ├── StoreThrottledError    throttled, after the client's own retries
+    │   └── StoreUnavailableError  5xx, reset or timed out: a write may or may not have landed
+    ├── ModelError                 a model call failed; carries its ErrorType and retryability
+    │   ├── ModelThrottledError
+    │   ├── ModelUnavailableError  5xx, unreachable: retryable
+    │   ├── ModelNotAvailableError access not granted / no such model here / end of life
+    │   └── ModelRejectedError     the request itself is invalid: not retryable
+    ├── ToolError                  a tool call could not be carried out
+    │   ├── UnknownToolError
+    │   ├── ToolInputError
+    │   └── ToolTimeoutError
+    ├── PublishError               EventBridge refused events (a failed entry or a client error)
+    ├── StepInProgressError        another worker holds the step's work: retry the event later
+    └── AgentError                 a typed agent error: the step ends in a failure status
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from agentry_runtime.contract import RETRYABLE_ERRORS, ErrorType
+
+__all__ = [
+    "AgentError",
+    "AgentExistsError",
+    "AgentNotFoundError",
+    "AgentryError",
+    "ConditionFailedError",
+    "CorruptItemError",
+    "ItemTooLargeError",
+    "ModelError",
+    "ModelRejectedError",
+    "ModelThrottledError",
+    "ModelUnavailableError",
+    "PublishError",
+    "SettingsError",
+    "StaleStepError",
+    "StepInProgressError",
+    "StoreError",
+    "StoreThrottledError",
+    "StoreUnavailableError",
+    "ToolError",
+    "ToolInputError",
+    "ToolTimeoutError",
+    "UnknownAgentError",
+    "UnknownToolError",
+]
 
 
 class AgentryError(Exception):
@@ -63,12 +98,37 @@ class AgentExistsError(StoreError):
         self.agent_id = agent_id
 
 
+class ConditionFailedError(StoreError):
+    """A conditional write found the item in another state; ``item`` is it, when returned."""
+
+    def __init__(self, message: str, *, item: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.item = item
+
+
 class StaleStepError(StoreError):
     """The header changed since it was read: another writer committed first."""
 
 
 class ItemTooLargeError(StoreError):
     """An item would be larger than the store allows."""
+
+    def __init__(self, message: str, *, size: int = 0, limit: int = 0) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
+class CorruptItemError(StoreError):
+    """An item does not parse, or the header counts an item that is not there."""
+
+
+class StoreThrottledError(StoreError):
+    """DynamoDB throttled the call even after the client's retries."""
+
+
+class StoreUnavailableError(StoreError):
+    """DynamoDB answered 5xx, or the connection failed: a write may or may not have landed."""
 
 
 class ModelError(AgentryError):
@@ -121,15 +181,19 @@ class ToolInputError(ToolError):
 
 
 class ToolTimeoutError(ToolError):
-    """The tool did not finish within its timeout."""
+    """The tool did not finish within its timeout (it may still be running)."""
 
 
 class PublishError(AgentryError):
-    """EventBridge did not accept an event (``FailedEntryCount`` > 0 or a client error)."""
+    """EventBridge did not accept events (``FailedEntryCount`` > 0 or a client error)."""
+
+
+class StepInProgressError(AgentryError):
+    """Another worker holds a lease on this step's work: the event must be retried later."""
 
 
 class AgentError(AgentryError):
-    """A typed agent error: the step ends and an ``Agent Error`` event is published."""
+    """A typed agent error: the step ends in a failure status the recovery machine acts on."""
 
     def __init__(self, error_type: ErrorType, message: str) -> None:
         super().__init__(message)

@@ -1,69 +1,97 @@
-"""The reasoning loop: one step event in, one committed step (and its follow-up event) out.
+"""The reasoning loop: one step event in, one committed step out (announced from the commit log).
 
-A step is either a *plan* (ask the model what to do; commit its turn and the tool calls it
-chose) or an *act* (execute the committed tool calls once each; commit their results). Every
-commit is conditional on the header version it read, so a duplicate, stale or concurrent event
-can never commit twice, and the follow-up event is derived from the committed header alone, so
-a redelivered event whose step was committed but not announced re-publishes it instead of
-running again.
+A step is either a *plan* (ask the model what to do; commit its turn and the calls it chose)
+or an *act* (run the committed calls, each at most once; commit their outcomes). A step writes
+its new items first and its header last, conditional on the version it read (see ``store``):
+
+- a duplicate, stale or concurrent event can never commit twice;
+- the first item a plan step writes is its lock: a second worker on the same step finds it and
+  commits the same decision instead of asking the model for another;
+- each tool call is claimed (a lease derived from the tool's own timeout) before it runs, and
+  its outcome is written the moment it is known; a call whose worker died, or that timed out,
+  is recorded with an ``UNKNOWN`` outcome and never run again: the model is told to check.
+
+The loop never publishes: the announcer turns the committed header into the next event.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from agentry_runtime.agents import Agent, AgentCatalog
 from agentry_runtime.contract import (
-    AgentCompleted,
-    AgentErrorDetail,
-    DetailType,
+    HUMAN_WAITS,
+    TERMINAL,
     ErrorType,
+    Status,
     StepKind,
     StepRequested,
 )
 from agentry_runtime.errors import (
     AgentError,
+    CorruptItemError,
     ModelError,
     StaleStepError,
+    StepInProgressError,
+    StoreError,
+    StoreThrottledError,
+    StoreUnavailableError,
     ToolError,
     UnknownAgentError,
 )
-from agentry_runtime.events import Publisher
 from agentry_runtime.model import ModelTurn, estimate_tokens
 from agentry_runtime.observability import logger, metrics, record_agent_error, record_model_call
-from agentry_runtime.prompts import compaction_cut, converse_messages, system_prompt, transcript
+from agentry_runtime.prompts import (
+    compaction_cut,
+    converse_messages,
+    system_prompt,
+    transcript,
+)
+from agentry_runtime.sanitize import bounded_text
 from agentry_runtime.state import (
-    TERMINAL,
     AgentHeader,
-    LastError,
+    ClaimStatus,
     Message,
-    Status,
+    Origin,
+    Outcome,
     Summary,
     TextBlock,
-    ToolCallStatus,
-    ToolInvocation,
+    TokenUsage,
+    ToolClaim,
     ToolResult,
     ToolResultBlock,
+    ToolUse,
     ToolUseBlock,
     check_transition,
     utcnow,
 )
 from agentry_runtime.store import AgentStore
-from agentry_runtime.tools import ToolContext
+from agentry_runtime.tools import ToolContext, ToolOutcome
+
+__all__ = ["AgentLoop", "StepOutcome", "StepResult"]
+
+#: Most tool calls one assistant turn may ask for (more become a correction).
+MAX_CALLS_PER_TURN = 20
+#: Longest error text kept from a failed tool (the model reads it; logs keep the rest).
+MAX_ERROR_CHARS = 4000
+#: Added to a tool's own timeout to make its lease: a healthy call is never taken over.
+LEASE_MARGIN_SECONDS = 30
+#: Kept free at the end of a chain's invocation: its last commit and the batch's response.
+CHAIN_MARGIN_SECONDS = 3.0
 
 
-class Outcome(StrEnum):
+class StepOutcome(StrEnum):
     """What handling one step event did."""
 
     COMMITTED = "committed"
-    REPUBLISHED = "republished"
     DROPPED = "dropped"
     CONFLICT = "conflict"
 
@@ -72,21 +100,57 @@ class Outcome(StrEnum):
 class StepResult:
     """The result of handling one step event (for logs, metrics and tests)."""
 
-    outcome: Outcome
+    outcome: StepOutcome
     header: AgentHeader | None = None
     reason: str = ""
+    #: Steps committed (more than one when the worker chained).
+    steps: int = 0
 
 
-class StepInProgressError(Exception):
-    """Another worker holds the lease of a tool call of this step: retry the event later."""
+class _Memory:
+    """What a chain keeps between its steps: the history its header counts, read once."""
+
+    def __init__(self) -> None:
+        self.summary: Summary | None = None
+        self.messages: list[Message] | None = None
+
+    def history(
+        self, store: AgentStore, header: AgentHeader
+    ) -> tuple[Summary | None, list[Message]]:
+        """The summary and messages after it, from memory, else from the store (once)."""
+        if self.messages is None:
+            read = store.history(header)
+            self.summary, self.messages = read.summary, list(read.messages)
+        return self.summary, list(self.messages)
+
+    def compacted(self, summary: Summary) -> None:
+        """Forget what ``summary`` now stands for."""
+        self.summary = summary
+        if self.messages is not None:
+            self.messages = [m for m in self.messages if m.seq > summary.upto_seq]
+
+    def add(self, messages: list[Message]) -> None:
+        """Messages a step committed (kept only once the history is in memory)."""
+        if self.messages is not None:
+            self.messages.extend(messages)
+
+    def turn(self, seq: int) -> Message | None:
+        """Message ``seq`` if the memory holds it."""
+        if self.messages and self.messages[-1].seq == seq:
+            return self.messages[-1]
+        return None
+
+
+class _Moved(Exception):  # noqa: N818 - control flow: the agent moved on under this step
+    """The header changed under a running step: the step is abandoned, nothing is committed."""
 
 
 @dataclass
-class _Commit:
-    header: AgentHeader
-    messages: list[Message] = field(default_factory=list)
-    tool_calls: list[ToolInvocation] = field(default_factory=list)
-    summary: Summary | None = None
+class _Decision:
+    """What a plan step commits: its messages (the first is its lock) and the header update."""
+
+    messages: list[Message]
+    update: dict[str, Any] = field(default_factory=dict)
 
 
 class AgentLoop:
@@ -97,56 +161,134 @@ class AgentLoop:
         *,
         store: AgentStore,
         agents: AgentCatalog,
-        publisher: Publisher,
         today: Callable[[], date] | None = None,
+        clock: Callable[[], float] = time.time,
+        recheck_cancellation: bool = True,
     ) -> None:
         self.store = store
         self.agents = agents
-        self.publisher = publisher
         self._today = today or (lambda: utcnow().date())
+        self._clock = clock
+        #: Re-read the header before each tool call after the first (a cancel stops the rest).
+        self.recheck_cancellation = recheck_cancellation
 
     # --- entry point ----------------------------------------------------------------------
 
-    def handle(self, event: StepRequested) -> StepResult:
-        """Run the step the event asks for, or acknowledge it as duplicate or stale."""
+    def handle(
+        self,
+        event: StepRequested,
+        *,
+        deadline: float | None = None,
+        chain: bool = False,
+        on_chain: Callable[[float], None] | None = None,
+    ) -> StepResult:
+        """Run the step the event asks for (and, when ``chain``, the steps after it).
+
+        ``deadline`` (epoch seconds) is when the invocation ends: a tool call that could not
+        finish before it is not started, and a chain takes a next step only if its worst case
+        fits. A chaining worker commits each step with a runner marker (``runner_until`` =
+        ``deadline``), so nothing is announced for it, and its last commit clears the marker
+        (announced). ``on_chain(deadline)`` is called when a chain starts (the worker shortens
+        its message's visibility to the deadline: the message is the chain's watchdog).
+        """
         header = self.store.find_header(event.agent_id)
         if header is None:
-            return StepResult(Outcome.DROPPED, None, "unknown agent")
-        if event.step < header.step:
-            return self._repair(event, header)
-        if event.step > header.step or event.kind != header.next_step:
-            return StepResult(Outcome.DROPPED, header, "not the step the agent waits for")
+            return StepResult(StepOutcome.DROPPED, None, "unknown agent")
         if header.status in TERMINAL:
-            return StepResult(Outcome.DROPPED, header, f"agent is {header.status}")
+            return StepResult(StepOutcome.DROPPED, header, f"agent is {header.status}")
+        if header.runner_until is not None and header.next_step is not None:
+            if header.runner_until > self._clock():
+                return StepResult(StepOutcome.DROPPED, header, "a chaining worker holds it")
+            if event.step <= header.step:
+                # The chain's worker died (its deadline passed): the event that started it,
+                # or any older one, takes the agent over from its committed header.
+                metrics.add_metric(name="ChainTakeovers", unit="Count", value=1)
+                event = StepRequested(
+                    agent_id=header.agent_id, step=header.step, kind=header.next_step
+                )
+        if event.step != header.step or event.kind != header.next_step:
+            return StepResult(StepOutcome.DROPPED, header, "not the step the agent waits for")
+        return self._steps(header, event.kind, deadline, chain, on_chain)
 
+    def _steps(
+        self,
+        header: AgentHeader,
+        kind: StepKind,
+        deadline: float | None,
+        chain: bool,
+        on_chain: Callable[[float], None] | None,
+    ) -> StepResult:
+        memory = _Memory()
+        steps = 0
+        while True:
+            try:
+                after = self._run(header, kind, deadline, memory)
+            except _Moved as moved:
+                metrics.add_metric(name="StepConflicts", unit="Count", value=1)
+                return StepResult(StepOutcome.CONFLICT, header, str(moved), steps)
+            except Exception:
+                if steps:
+                    self._release(header)
+                raise
+            going_on = chain and deadline is not None and self._can_chain(after, deadline, memory)
+            after = after.model_copy(update={"runner_until": deadline if going_on else None})
+            try:
+                written = self.store.commit(header.version, after)
+            except StaleStepError:
+                # Another delivery committed first, or a person (or recovery) changed the agent.
+                metrics.add_metric(name="StepConflicts", unit="Count", value=1)
+                reason = "another writer committed first"
+                return StepResult(StepOutcome.CONFLICT, header, reason, steps)
+            steps += 1
+            metrics.add_metric(name="StepsCommitted", unit="Count", value=1)
+            if not going_on or written.next_step is None:
+                return StepResult(StepOutcome.COMMITTED, written, steps=steps)
+            if steps == 1 and on_chain is not None and deadline is not None:
+                on_chain(deadline)
+            metrics.add_metric(name="StepsChained", unit="Count", value=1)
+            header, kind = written, written.next_step
+
+    def _can_chain(self, after: AgentHeader, deadline: float, memory: _Memory) -> bool:
+        """Whether the step after ``after`` may run in this invocation (its worst case fits)."""
+        if after.next_step is None or after.status in TERMINAL or after.status in HUMAN_WAITS:
+            return False
+        try:
+            agent = self._agent(after)
+        except AgentError:
+            return False
+        if after.next_step == StepKind.PLAN:
+            # A plan may summarise first: two model calls at their worst.
+            need = 2 * agent.model.settings.worst_case_seconds
+        else:
+            turn = memory.turn(after.message_count - 1)
+            calls = turn.tool_uses() if turn else []
+            need = sum(
+                agent.tools.timeout_of(c.name) if c.name in agent.tools.names() else 1.0
+                for c in calls
+            )
+        return self._clock() + need + CHAIN_MARGIN_SECONDS <= deadline
+
+    def _release(self, header: AgentHeader) -> None:
+        """After a failure mid-chain, let the step be announced again (best effort)."""
+        if header.runner_until is None:
+            return
+        try:
+            self.store.commit(header.version, header.model_copy(update={"runner_until": None}))
+        except StoreError:
+            logger.warning("could not release a chain: its watchdog will", agent_id=header.agent_id)
+
+    def _run(
+        self, header: AgentHeader, kind: StepKind, deadline: float | None, memory: _Memory
+    ) -> AgentHeader:
         try:
             agent = self._agent(header)
-            commit = (
-                self._plan(header, agent)
-                if event.kind == StepKind.PLAN
-                else self._act(header, agent)
-            )
+            if kind == StepKind.PLAN:
+                return self._plan(header, agent, memory)
+            return self._act(header, agent, deadline, memory)
         except AgentError as failure:
-            commit = _Commit(self._failed(header, failure))
-        try:
-            written = self.store.commit(
-                header.version,
-                commit.header,
-                messages=commit.messages,
-                tool_calls=commit.tool_calls,
-                summary=commit.summary,
-            )
-        except StaleStepError:
-            # Another delivery of this event committed first; its worker publishes the follow-up.
-            metrics.add_metric(name="StepConflicts", unit="Count", value=1)
-            return StepResult(Outcome.CONFLICT, header, "another worker committed this step")
-        metrics.add_metric(name="StepsCommitted", unit="Count", value=1)
-        self.announce(written)
-        return StepResult(Outcome.COMMITTED, written)
-
-    def announce(self, header: AgentHeader) -> None:
-        """Publish the event that follows a committed header (see ``announce``)."""
-        announce(self.store, self.publisher, header)
+            return self._failed(header, failure)
+        except CorruptItemError as exc:
+            return self._failed(header, AgentError(ErrorType.INTERNAL, str(exc)))
 
     def _agent(self, header: AgentHeader) -> Agent:
         """The agent definition the header names (the default one for a header without)."""
@@ -157,75 +299,59 @@ class AgentLoop:
             # (or a redeploy that brings it back, then a resume) can move this agent.
             raise AgentError(ErrorType.AGENT_NOT_DEFINED, str(exc)) from exc
 
-    def _repair(self, event: StepRequested, header: AgentHeader) -> StepResult:
-        # Only the event of the step just before the current one can be the redelivery of a step
-        # whose commit landed but whose follow-up was never published; anything older is stale.
-        if event.step == header.step - 1 and header.published_step < header.step:
-            logger.warning("re-publishing the follow-up of a committed step", step=header.step)
-            self.announce(header)
-            return StepResult(Outcome.REPUBLISHED, header, "follow-up re-published")
-        return StepResult(Outcome.DROPPED, header, "duplicate or stale event")
-
     # --- plan -----------------------------------------------------------------------------
 
-    def _plan(self, header: AgentHeader, agent: Agent) -> _Commit:
+    def _plan(self, header: AgentHeader, agent: Agent, memory: _Memory) -> AgentHeader:
         # The budget counts from the last human instruction, so a resumed agent gets a new one.
         if header.step - header.steps_granted_at >= agent.settings.max_steps:
             raise AgentError(
                 ErrorType.STEP_LIMIT_EXCEEDED,
                 f"the agent used its {agent.settings.max_steps} steps without finishing",
             )
-        summary = self.store.latest_summary(header.agent_id)
-        history = self.store.messages(
-            header.agent_id, after_seq=summary.upto_seq if summary else -1
-        )
-        # A concurrent worker may have committed after this header was read: plan on the history
-        # the header counts, or the request can end in its unanswered toolUse (a Bedrock 400).
-        history = [m for m in history if m.seq < header.message_count]
+        summary, messages = memory.history(self.store, header)
+        goal = summary.goal if summary else (messages[0].text() if messages else "")
         system = system_prompt(agent.system_prompt, self._today())
         tool_specs = agent.tools.specs()
-        new_summary, usage_from_summary = self._maybe_compact(
-            agent, system, tool_specs, history, summary, header.goal
+        new_summary, summary_usage = self._maybe_compact(
+            header, agent, system, tool_specs, messages, summary, goal
         )
         if new_summary is not None:
             summary = new_summary
-            history = [m for m in history if m.seq > new_summary.upto_seq]
-
+            messages = [m for m in messages if m.seq > new_summary.upto_seq]
+            memory.compacted(new_summary)
         try:
             turn = agent.model.converse(
                 system=system,
-                messages=converse_messages(history, summary, goal=header.goal),
+                messages=converse_messages(messages, summary, goal=goal),
                 tools=tool_specs,
             )
         except ModelError as exc:
             raise AgentError(exc.error_type, str(exc)) from exc
         record_model_call(agent.model_id, turn.usage, turn.latency_ms, agent.price)
-
-        now = utcnow()
-        usage = header.usage.plus(turn.usage)
-        if usage_from_summary is not None:
-            usage = usage.plus(usage_from_summary)
-        base = header.model_copy(
+        usage = turn.usage.plus(summary_usage) if summary_usage else turn.usage
+        visible = {u.tool_use_id for m in messages for u in m.tool_uses()}
+        decision = self._decide(header, agent, _blocks(turn), turn.stop_reason, usage, visible)
+        decision = self._write(header, agent, decision, visible)
+        memory.add(decision.messages)
+        return header.model_copy(
             update={
                 "step": header.step + 1,
-                "usage": usage,
-                "last_plan_at": now,
+                "usage": header.usage.plus(_usage_of(decision.messages[0])),
                 "summary_upto_seq": summary.upto_seq if summary else header.summary_upto_seq,
+                **decision.update,
             }
         )
-        commit = self._decide(base, turn, agent)
-        commit.summary = new_summary
-        return commit
 
     def _maybe_compact(
         self,
+        header: AgentHeader,
         agent: Agent,
         system: str,
         tool_specs: list[dict[str, Any]],
         history: list[Message],
         summary: Summary | None,
         goal: str,
-    ) -> tuple[Summary | None, Any]:
+    ) -> tuple[Summary | None, TokenUsage | None]:
         budget = agent.settings.token_budget
         prompt_tokens = estimate_tokens(
             system=system,
@@ -244,231 +370,404 @@ class AgentLoop:
             raise AgentError(exc.error_type, str(exc)) from exc
         metrics.add_metric(name="Compactions", unit="Count", value=1)
         record_model_call(agent.model_id, usage, None, agent.price)
-        return Summary(upto_seq=cut, text=text), usage
+        new = Summary(upto_seq=cut, text=bounded_text(text, 50_000), goal=goal)
+        # Written before the header that counts it; until then no reader looks for it.
+        self.store.put_summary(header.agent_id, new, header.ttl)
+        return new, usage
 
-    def _decide(self, base: AgentHeader, turn: ModelTurn, agent: Agent) -> _Commit:
-        """Turn a model answer into a commit: tool calls, a final answer, or a correction."""
-        problems, blocks = self._validate_turn(turn, agent)
-        seq = base.message_count
+    def _decide(
+        self,
+        header: AgentHeader,
+        agent: Agent,
+        blocks: list[dict[str, Any]],
+        stop_reason: str,
+        usage: TokenUsage,
+        visible: set[str],
+    ) -> _Decision:
+        """Turn a model answer into what the step commits: calls, an answer, or a correction."""
+        problems, structural, content = self._validate_turn(
+            header, agent, blocks, stop_reason, usage, visible
+        )
+        seq, step = header.message_count, header.step
         if problems:
-            return self._correction(base, blocks, problems, turn, agent)
-
+            return self._correction(header, agent, content, problems, structural, usage)
         assistant = Message(
-            seq=seq, role="assistant", content=blocks, step=base.step - 1, usage=turn.usage
+            seq=seq,
+            role="assistant",
+            content=content,
+            step=step,
+            origin=Origin.MODEL,
+            usage=usage,
+            stop_reason=stop_reason,
         )
         calls = assistant.tool_uses()
-        if calls:
-            records = [
-                ToolInvocation(
-                    agent_id=base.agent_id,
-                    tool_use_id=call.tool_use_id,
-                    name=call.name,
-                    input=call.input,
-                    step=base.step - 1,
-                )
-                for call in calls
-            ]
-            header = base.model_copy(
-                update={
-                    "status": check_transition(base.status, Status.TOOL_EXECUTION_PENDING),
-                    "next_step": StepKind.ACT,
-                    "pending_tool_use_ids": [c.tool_use_id for c in calls],
-                    "message_count": seq + 1,
-                    "plan_retries": 0,
-                }
-            )
-            return _Commit(header, [assistant], records)
-
-        answer = assistant.text()
-        header = base.model_copy(
-            update={
-                "status": check_transition(base.status, Status.COMPLETED),
+        update: dict[str, Any]
+        if not calls:
+            update = {
+                "status": check_transition(header.status, Status.COMPLETED),
                 "next_step": None,
-                "pending_tool_use_ids": [],
                 "message_count": seq + 1,
                 "plan_retries": 0,
-                "answer": answer,
             }
-        )
-        return _Commit(header, [assistant])
+            return _Decision([assistant], update)
+        update = {
+            "status": check_transition(header.status, Status.TOOL_EXECUTION_PENDING),
+            "next_step": StepKind.ACT,
+            "message_count": seq + 1,
+            "plan_retries": 0,
+        }
+        return _Decision([assistant], update)
 
-    def _validate_turn(self, turn: ModelTurn, agent: Agent) -> tuple[list[str], list[Any]]:
-        """Parse the assistant content; return the problems found and the usable blocks."""
+    def _validate_turn(
+        self,
+        header: AgentHeader,
+        agent: Agent,
+        raw: list[dict[str, Any]],
+        stop_reason: str,
+        usage: TokenUsage,
+        visible: set[str],
+    ) -> tuple[list[str], bool, list[Any]]:
+        """The problems of an answer, whether they forbid storing it, and its usable blocks.
+
+        A *structural* problem (repeated or reused toolUseIds, too many calls, an answer too
+        large to store) means the answer cannot even be kept as history: the model is told
+        in a plain text turn instead of seeing its own answer echoed.
+        """
         problems: list[str] = []
         blocks: list[Any] = []
-        for raw in turn.content:
-            if "text" in raw:
-                if str(raw["text"]).strip():
-                    blocks.append(TextBlock(text=str(raw["text"])))
-            elif "toolUse" in raw:
+        for block in raw:
+            if "text" in block:
+                if str(block["text"]).strip():
+                    blocks.append(TextBlock(text=str(block["text"])))
+            elif "toolUse" in block:
                 try:
-                    block = ToolUseBlock.model_validate(raw)
+                    use = ToolUseBlock.model_validate(block)
                 except ValidationError as exc:
                     problems.append(f"a toolUse block is malformed: {_first_error(exc)}")
                     continue
-                blocks.append(block)
+                blocks.append(use)
                 try:
-                    agent.tools.validate(block.tool_use.name, block.tool_use.input)
+                    agent.tools.validate(use.tool_use.name, use.tool_use.input)
                 except ToolError as exc:
-                    problems.append(f"tool call {block.tool_use.tool_use_id}: {exc}")
+                    problems.append(f"tool call {use.tool_use.tool_use_id}: {exc}")
             # Other block kinds (reasoning, citations...) are not part of the durable history.
-        has_calls = any(isinstance(b, ToolUseBlock) for b in blocks)
-        if turn.stop_reason == "tool_use" and not has_calls:
+        ids = [b.tool_use.tool_use_id for b in blocks if isinstance(b, ToolUseBlock)]
+        structural: list[str] = []
+        if len(ids) > MAX_CALLS_PER_TURN:
+            structural.append(
+                f"{len(ids)} tool calls in one turn are more than {MAX_CALLS_PER_TURN}; "
+                f"ask for at most {MAX_CALLS_PER_TURN} at a time"
+            )
+        if repeated := sorted({i for i in ids if ids.count(i) > 1}):
+            structural.append(f"toolUseIds {repeated} are repeated within the turn")
+        if reused := sorted(set(ids) & visible):
+            structural.append(f"toolUseIds {reused} were already used earlier in the conversation")
+        if not structural:
+            size = self._size(header, blocks, usage, stop_reason)
+            if size > self.store.max_item_bytes:
+                structural.append(
+                    f"the answer is {size} bytes, more than the {self.store.max_item_bytes} bytes "
+                    "a turn may hold; answer more briefly, or with fewer or smaller tool inputs"
+                )
+        if structural:
+            return problems + structural, True, blocks
+        if stop_reason == "tool_use" and not ids:
             problems.append("stopReason is tool_use but the answer holds no toolUse block")
-        elif turn.stop_reason == "max_tokens":
+        elif stop_reason == "max_tokens":
             problems.append("the answer was cut off at the output token limit")
         elif not blocks:
             problems.append("the answer is empty")
-        elif turn.stop_reason not in ("tool_use", "end_turn", "stop_sequence"):
-            problems.append(f"unexpected stopReason {turn.stop_reason!r}")
-        return problems, blocks
+        elif stop_reason not in ("tool_use", "end_turn", "stop_sequence"):
+            problems.append(f"unexpected stopReason {stop_reason!r}")
+        return problems, False, blocks
+
+    def _size(
+        self, header: AgentHeader, blocks: list[Any], usage: TokenUsage, stop_reason: str
+    ) -> int:
+        if not blocks:
+            return 0
+        message = Message(
+            seq=header.message_count,
+            role="assistant",
+            content=blocks,
+            step=header.step,
+            origin=Origin.MODEL,
+            usage=usage,
+            stop_reason=stop_reason,
+        )
+        return self.store.message_size(header.agent_id, message, header.ttl)
 
     def _correction(
         self,
-        base: AgentHeader,
+        header: AgentHeader,
+        agent: Agent,
         blocks: list[Any],
         problems: list[str],
-        turn: ModelTurn,
-        agent: Agent,
-    ) -> _Commit:
+        structural: bool,
+        usage: TokenUsage,
+    ) -> _Decision:
         """Send an invalid answer back to the model with the reasons, or give up after the bound."""
-        retries = base.plan_retries + 1
+        retries = header.plan_retries + 1
         metrics.add_metric(name="InvalidModelOutput", unit="Count", value=1)
+        reason = "; ".join(problems)
         if retries > agent.settings.max_plan_retries:
             raise AgentError(
                 ErrorType.PLANNING_FAILED,
-                f"model output failed validation {retries} times in a row: " + "; ".join(problems),
+                f"model output failed validation {retries} times in a row: {reason}",
             )
-        seq = base.message_count
+        seq, step = header.message_count, header.step
         messages: list[Message] = []
         reply: list[Any] = []
-        if blocks:
-            messages.append(
-                Message(
-                    seq=seq, role="assistant", content=blocks, step=base.step - 1, usage=turn.usage
-                )
+        if blocks and not structural:
+            assistant = Message(
+                seq=seq,
+                role="assistant",
+                content=blocks,
+                step=step,
+                origin=Origin.MODEL,
+                usage=usage,
+                stop_reason="invalid",
             )
+            messages.append(assistant)
             seq += 1
-            reason = "; ".join(problems)
-            for call in messages[0].tool_uses():
-                reply.append(
-                    ToolResultBlock(
-                        tool_result=ToolResult(
-                            tool_use_id=call.tool_use_id,
-                            status="error",
-                            content=[{"text": f"Not executed: {reason}. Correct the call."}],
-                        )
+            reply = [
+                ToolResultBlock(
+                    tool_result=ToolResult(
+                        tool_use_id=call.tool_use_id,
+                        status="error",
+                        content=[{"text": bounded_text(f"Not executed: {reason}.", 8000)}],
                     )
                 )
+                for call in assistant.tool_uses()
+            ]
         if not reply:
-            reply.append(
-                TextBlock(
-                    text="Your previous answer could not be used: "
-                    + "; ".join(problems)
-                    + ". Answer again."
-                )
+            text = f"Your previous answer could not be used: {reason}. Answer again."
+            reply = [TextBlock(text=bounded_text(text, 8000))]
+        messages.append(
+            Message(
+                seq=seq,
+                role="user",
+                content=reply,
+                step=step,
+                origin=Origin.PLATFORM,
+                usage=None if messages else usage,
             )
-        messages.append(Message(seq=seq, role="user", content=reply, step=base.step - 1))
-        header = base.model_copy(
-            update={
-                "status": check_transition(base.status, Status.TOOL_EXECUTION_FAILED),
+        )
+        update = {
+            "status": check_transition(header.status, Status.TOOL_EXECUTION_FAILED),
+            "next_step": StepKind.PLAN,
+            "message_count": seq + 1,
+            "plan_retries": retries,
+        }
+        return _Decision(messages, update)
+
+    def _write(
+        self, header: AgentHeader, agent: Agent, decision: _Decision, visible: set[str]
+    ) -> _Decision:
+        """Write a decision's messages in order; commit the decision already there, if any."""
+        first, *rest = decision.messages
+        existing = self.store.put_step_message(header.agent_id, first, header.ttl)
+        if existing is not None:
+            if existing.step != header.step:
+                raise _Moved(f"message {first.seq} belongs to step {existing.step}")
+            # Another worker decided this step first: commit its decision, not ours.
+            decision = self._redecide(header, agent, existing, visible)
+            rest = decision.messages[1:]
+        for message in rest:
+            other = self.store.put_step_message(header.agent_id, message, header.ttl)
+            if other is not None and other.step != header.step:
+                raise _Moved(f"message {message.seq} belongs to step {other.step}")
+        return decision
+
+    def _redecide(
+        self, header: AgentHeader, agent: Agent, first: Message, visible: set[str]
+    ) -> _Decision:
+        """The decision whose first message is ``first`` (written by another worker)."""
+        usage = first.usage or TokenUsage()
+        if first.role == "assistant" and first.origin == Origin.MODEL:
+            raw = [b.model_dump(by_alias=True, mode="json") for b in first.content]
+            stop = first.stop_reason or ("tool_use" if first.tool_uses() else "end_turn")
+            if stop == "invalid":  # stored as a correction's echo: recompute its problems
+                stop = "tool_use" if first.tool_uses() else "end_turn"
+            decision = self._decide(header, agent, raw, stop, usage, visible)
+            decision.messages[0] = first
+            return decision
+        if first.role == "user" and first.origin == Origin.PLATFORM:
+            retries = header.plan_retries + 1
+            update = {
+                "status": check_transition(header.status, Status.TOOL_EXECUTION_FAILED),
                 "next_step": StepKind.PLAN,
-                "pending_tool_use_ids": [],
-                "message_count": seq + 1,
+                "message_count": first.seq + 1,
                 "plan_retries": retries,
             }
-        )
-        return _Commit(header, messages)
+            return _Decision([first], update)
+        raise _Moved(f"message {first.seq} was not written by a plan step")
 
     # --- act ------------------------------------------------------------------------------
 
-    def _act(self, header: AgentHeader, agent: Agent) -> _Commit:
-        results: list[ToolResultBlock] = []
-        failed = 0
-        for tool_use_id in header.pending_tool_use_ids:
-            record = self._run_once(header.agent_id, tool_use_id, agent)
-            ok = record.status == ToolCallStatus.SUCCEEDED
-            failed += 0 if ok else 1
-            results.append(
-                ToolResultBlock(
-                    tool_result=ToolResult(
-                        tool_use_id=tool_use_id,
-                        status="success" if ok else "error",
-                        content=_result_content(record, agent.settings.max_tool_result_chars),
-                    )
-                )
+    def _act(
+        self, header: AgentHeader, agent: Agent, deadline: float | None, memory: _Memory
+    ) -> AgentHeader:
+        turn_seq = header.message_count - 1
+        turn = (
+            memory.turn(turn_seq)
+            or self.store.get_message(header.agent_id, turn_seq)
+            or self.store.get_message(header.agent_id, turn_seq, consistent=True)
+        )
+        if turn is None or turn.role != "assistant" or not turn.tool_uses():
+            raise CorruptItemError(
+                f"agent {header.agent_id!r}: message {turn_seq} is not the turn with the calls"
             )
+        outcomes: list[Message] = []
+        for index, call in enumerate(turn.tool_uses()):
+            if index and self.recheck_cancellation:
+                self._still_current(header)
+            outcomes.append(self._run_call(header, agent, turn_seq, index, call, deadline))
+        memory.add(outcomes)
+        return self._after_act(header, agent, outcomes)
+
+    def _still_current(self, header: AgentHeader) -> None:
+        current = self.store.find_header(header.agent_id)
+        if current is None or current.version != header.version:
+            status = current.status if current else "deleted"
+            raise _Moved(f"the agent changed while its tools ran (now {status})")
+
+    def _run_call(
+        self,
+        header: AgentHeader,
+        agent: Agent,
+        turn_seq: int,
+        index: int,
+        call: ToolUse,
+        deadline: float | None,
+    ) -> Message:
+        """Run one committed call at most once; its recorded outcome, as a result message."""
+        result_seq = header.message_count + index
+        timeout = agent.tools.timeout_of(call.name) if call.name in agent.tools.names() else 1.0
+        now = self._clock()
+        if deadline is not None and now + timeout + 1 > deadline:
+            # Not enough of this invocation is left: let a fresh one take the call.
+            raise StepInProgressError(f"{call.name} needs {timeout:g} s; the invocation ends first")
+        lease = timeout + LEASE_MARGIN_SECONDS
+        claim = ToolClaim(
+            agent_id=header.agent_id,
+            turn_seq=turn_seq,
+            tool_use_id=call.tool_use_id,
+            name=call.name,
+            result_seq=result_seq,
+            lease_until=datetime.fromtimestamp(now + lease, tz=utcnow().tzinfo),
+        )
+        if self.store.claim_tool(claim, ttl=header.ttl) is None:
+            return self._taken(header, claim, call)
+        outcome = agent.tools.execute(
+            call.name,
+            call.input,
+            ToolContext(
+                agent_id=header.agent_id,
+                tool_use_id=call.tool_use_id,
+                table_name=self.store.table_name,
+                dynamodb=self.store.client,
+                deadline=now + timeout,
+            ),
+        )
+        logger.info(
+            "tool executed", tool=call.name, tool_use_id=call.tool_use_id, status=outcome.status
+        )
+        message = _result_message(header, result_seq, call, outcome, agent)
+        return self._record(header, message, until=now + lease)
+
+    def _taken(self, header: AgentHeader, claim: ToolClaim, call: ToolUse) -> Message:
+        """The outcome of a call someone else claimed: recorded, rejected, running or lost."""
+        done = self.store.get_message(header.agent_id, claim.result_seq, consistent=True)
+        if done is not None and done.step == header.step:
+            return done
+        existing = self.store.get_claim(header.agent_id, claim.turn_seq, call.tool_use_id)
+        if existing is None:
+            raise StepInProgressError(f"tool call {call.tool_use_id}: its claim vanished")
+        if existing.status == ClaimStatus.REJECTED:
+            reason = f" ({existing.reason})" if existing.reason else ""
+            text = f"Not executed: a person rejected this call{reason}."
+            return self._record(
+                header, _plain_result(header, claim.result_seq, call, text, Outcome.REJECTED)
+            )
+        if existing.lease_until is not None and existing.lease_until.timestamp() > self._clock():
+            raise StepInProgressError(f"tool call {call.tool_use_id} is running elsewhere")
+        # Its worker died mid-call: it may have taken effect. Never run it twice.
+        text = (
+            "Outcome unknown: the worker running this call stopped before recording its "
+            "outcome, so it may or may not have taken effect. Check before calling it again."
+        )
+        return self._record(
+            header, _plain_result(header, claim.result_seq, call, text, Outcome.UNKNOWN)
+        )
+
+    def _record(
+        self, header: AgentHeader, message: Message, *, until: float | None = None
+    ) -> Message:
+        """Write a call's outcome now, retrying transient failures; never drop a known one."""
+        delay = 0.05
+        while True:
+            try:
+                existing = self.store.put_step_message(header.agent_id, message, header.ttl)
+            except (StoreThrottledError, StoreUnavailableError):
+                # A lost response may hide a landed write: the retry then finds it (same step).
+                if until is not None and self._clock() + delay > until:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if existing is None:
+                return message
+            if existing.step != header.step:
+                raise _Moved(f"message {message.seq} belongs to step {existing.step}")
+            return existing
+
+    def _after_act(self, header: AgentHeader, agent: Agent, outcomes: list[Message]) -> AgentHeader:
+        failed = sum(1 for m in outcomes if m.outcome in (Outcome.FAILED, Outcome.UNKNOWN))
+        ran = sum(1 for m in outcomes if m.outcome not in (Outcome.REJECTED, Outcome.SKIPPED))
         if failed:
             metrics.add_metric(name="ToolFailures", unit="Count", value=failed)
         consecutive = header.consecutive_tool_failures + 1 if failed else 0
-        seq = header.message_count
-        message = Message(seq=seq, role="user", content=results, step=header.step)
+        uses = dict(header.tool_uses)
+        for message in outcomes:
+            if message.outcome not in (Outcome.REJECTED, Outcome.SKIPPED):
+                name = _tool_name(message)
+                uses[name] = uses.get(name, 0) + 1
         update: dict[str, Any] = {
             "step": header.step + 1,
-            "message_count": seq + 1,
-            "pending_tool_use_ids": [],
-            "tool_call_count": header.tool_call_count + len(results),
+            "message_count": header.message_count + len(outcomes),
+            "tool_call_count": header.tool_call_count + ran,
             "consecutive_tool_failures": consecutive,
-            "last_tool_execution_at": utcnow(),
             "next_step": StepKind.PLAN,
+            "tool_uses": uses,
         }
         if not failed:
             update["status"] = check_transition(header.status, Status.TOOL_EXECUTION_SUCCESS)
             # A successful tool round proves the agent recovered: later errors get a fresh
             # recovery budget. (A tool that keeps failing never resets it, and ends with a human.)
             update["recovery_attempts"] = 0
-            return _Commit(header.model_copy(update=update), [message])
+            return header.model_copy(update=update)
         update["status"] = check_transition(header.status, Status.TOOL_EXECUTION_FAILED)
         after = header.model_copy(update=update)
         if consecutive >= agent.settings.max_tool_failures:
-            # The results still go into the history, so the model sees them after recovery.
+            # The outcomes stay in the history, so the model sees them after recovery.
             failure = AgentError(
                 ErrorType.TOOL_EXECUTION_FAILED,
-                f"{consecutive} consecutive tool rounds failed; last: "
-                + "; ".join(_error_text(r) for r in results if r.tool_result.status == "error"),
+                f"{consecutive} consecutive tool rounds failed",
             )
-            return _Commit(self._failed(after, failure, advance=False), [message])
-        return _Commit(after, [message])
-
-    def _run_once(self, agent_id: str, tool_use_id: str, agent: Agent) -> ToolInvocation:
-        """Execute one committed tool call at most once; reuse its result if it already ran."""
-        # The lease must outlive the tool's own timeout, or a slow but healthy call would be
-        # taken over and run twice.
-        settings = agent.settings
-        lease = max(settings.tool_lease_seconds, 2 * settings.tool_timeout_seconds)
-        # Claim first: on the usual path (a PENDING call) that is the only read-and-write.
-        claimed = self.store.claim_tool_call(agent_id, tool_use_id, lease_seconds=lease)
-        if claimed is None:
-            record = self.store.get_tool_call(agent_id, tool_use_id)
-            if record is None:
-                raise AgentError(ErrorType.INTERNAL, f"tool call {tool_use_id} has no record")
-            if record.status in (ToolCallStatus.SUCCEEDED, ToolCallStatus.FAILED):
-                return record
-            raise StepInProgressError(f"tool call {tool_use_id} is being executed elsewhere")
-        context = ToolContext(
-            agent_id=agent_id,
-            tool_use_id=tool_use_id,
-            table_name=self.store.table_name,
-            dynamodb=self.store.client,
-        )
-        outcome = agent.tools.execute(claimed.name, claimed.input, context)
-        logger.info(
-            "tool executed", tool=claimed.name, tool_use_id=tool_use_id, status=outcome.status
-        )
-        return self.store.finish_tool_call(
-            agent_id,
-            tool_use_id,
-            succeeded=outcome.status == "success",
-            result={"content": outcome.content},
-            error=outcome.error,
-        )
+            return self._failed(after, failure, advance=False)
+        return after
 
     # --- failure --------------------------------------------------------------------------
 
     def _failed(
         self, header: AgentHeader, failure: AgentError, *, advance: bool = True
     ) -> AgentHeader:
-        """The header of a step that ends in a typed agent error (announced as ``Agent Error``)."""
+        """The header of a step that ends in a typed error (announced as ``Agent Error``).
+
+        The error's text goes to the logs only: what callers and humans read is the typed
+        public message of its ``ErrorType``.
+        """
         acting = header.status == Status.TOOL_EXECUTION_PENDING
         target = (
             Status.TOOL_EXECUTION_FAILED
@@ -479,94 +778,91 @@ class AgentLoop:
             check_transition(header.status, target)
         logger.warning("agent error", error_type=str(failure.error_type), reason=failure.message)
         record_agent_error(failure.error_type)
+        step = header.step + 1 if advance else header.step
         return header.model_copy(
             update={
                 "status": target,
-                "step": header.step + 1 if advance else header.step,
+                "step": step,
                 "next_step": None,
-                "pending_tool_use_ids": [],
                 "error_count": header.error_count + 1,
-                "last_error": LastError(
-                    error_type=failure.error_type,
-                    message=failure.message[:2000],
-                    step=header.step + 1 if advance else header.step,
-                ),
+                "last_error_type": failure.error_type,
+                "last_error_step": step,
             }
         )
 
 
-def announce(store: AgentStore, publisher: Publisher, header: AgentHeader) -> None:
-    """Publish the events that follow a committed header, then remember they were published."""
-    for detail_type, detail in follow_up_events(header):
-        publisher.publish(detail_type, detail)
-    store.mark_published(header.agent_id, header.step)
+# --- helpers -------------------------------------------------------------------------------------
 
 
-def follow_up_events(header: AgentHeader) -> list[tuple[DetailType, BaseModel]]:
-    """The events that announce a committed header (pure: derived from the header alone)."""
-    if header.next_step is not None and header.status not in TERMINAL:
-        detail: BaseModel = StepRequested(
-            agent_id=header.agent_id, step=header.step, kind=header.next_step
+def _blocks(turn: ModelTurn) -> list[dict[str, Any]]:
+    return [block for block in turn.content if isinstance(block, dict)]
+
+
+def _usage_of(message: Message) -> TokenUsage:
+    return message.usage or TokenUsage()
+
+
+def _tool_name(message: Message) -> str:
+    return message.tool_name or "unknown"
+
+
+def _result_message(
+    header: AgentHeader, seq: int, call: ToolUse, outcome: ToolOutcome, agent: Agent
+) -> Message:
+    """A call's outcome as its result message, bounded in size."""
+    limit = agent.settings.max_tool_result_chars
+    if outcome.timed_out:
+        text = (
+            f"Outcome unknown: the call did not finish within {outcome.timeout:g} s and may "
+            "still take effect. Check whether it did before calling it again."
         )
-        return [(DetailType.STEP_REQUESTED, detail)]
-    if header.status == Status.COMPLETED:
-        answer = (header.answer or "")[:8192]
-        detail = AgentCompleted(agent_id=header.agent_id, step=header.step, answer=answer)
-        return [(DetailType.AGENT_COMPLETED, detail)]
-    if header.status in (Status.PLANNING_FAILED, Status.TOOL_EXECUTION_FAILED) and (
-        header.last_error is not None
-    ):
-        error = header.last_error
-        detail = AgentErrorDetail(
-            agent_id=header.agent_id,
-            step=header.step,
-            error_type=error.error_type,
-            message=error.message[:2048],
-            retryable=AgentError(error.error_type, error.message).retryable,
-        )
-        return [(DetailType.AGENT_ERROR, detail)]
-    return []
+        return _plain_result(header, seq, call, text, Outcome.UNKNOWN)
+    content = outcome.content
+    rendered = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+    if len(rendered) > limit:
+        content = [
+            {
+                "text": rendered[:limit]
+                + f"...[truncated {len(rendered) - limit} characters of the tool's result]"
+            }
+        ]
+    status = "success" if outcome.status == "success" else "error"
+    return Message(
+        seq=seq,
+        role="user",
+        content=[
+            ToolResultBlock(
+                tool_result=ToolResult(tool_use_id=call.tool_use_id, content=content, status=status)
+            )
+        ],
+        step=header.step,
+        origin=Origin.TOOL,
+        outcome=Outcome.SUCCEEDED if status == "success" else Outcome.FAILED,
+        tool_name=call.name,
+    )
 
 
-def _result_content(record: ToolInvocation, max_chars: int) -> list[dict[str, Any]]:
-    if isinstance(record.result, dict) and isinstance(record.result.get("content"), list):
-        content: list[dict[str, Any]] = record.result["content"]
-    elif record.error:
-        content = [{"text": record.error}]
-    else:
-        content = [{"text": json.dumps(record.result)}]
-    return _cap(content, max_chars, record.tool_use_id)
-
-
-def _cap(content: list[dict[str, Any]], max_chars: int, tool_use_id: str) -> list[dict[str, Any]]:
-    """Keep a tool result within ``max_chars`` in the prompt; the full result stays in TOOL#."""
-    rendered = json.dumps(content, separators=(",", ":"))
-    if len(rendered) <= max_chars:
-        return content
-    return [
-        {
-            "text": rendered[:max_chars]
-            + f"...[truncated {len(rendered) - max_chars} chars; full result in TOOL#{tool_use_id}]"
-        }
-    ]
-
-
-def _error_text(block: ToolResultBlock) -> str:
-    texts = [str(c.get("text", c.get("json", ""))) for c in block.tool_result.content]
-    return " ".join(texts)[:300]
+def _plain_result(
+    header: AgentHeader, seq: int, call: ToolUse, text: str, outcome: Outcome
+) -> Message:
+    return Message(
+        seq=seq,
+        role="user",
+        content=[
+            ToolResultBlock(
+                tool_result=ToolResult(
+                    tool_use_id=call.tool_use_id, content=[{"text": text}], status="error"
+                )
+            )
+        ],
+        step=header.step,
+        origin=Origin.TOOL,
+        outcome=outcome,
+        tool_name=call.name,
+    )
 
 
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     location = ".".join(str(part) for part in error["loc"])
     return f"{location}: {error['msg']}"
-
-
-__all__ = [
-    "AgentLoop",
-    "Outcome",
-    "StepInProgressError",
-    "StepResult",
-    "announce",
-    "follow_up_events",
-]

@@ -95,6 +95,15 @@ class ModelSettings:
             raise ValueError("read_timeout_seconds, connect_timeout_seconds: must be positive")
 
     @property
+    def worst_case_seconds(self) -> float:
+        """The longest one ``converse`` call can take: every attempt timing out, plus backoff."""
+        # The standard retry mode backs off at most 20 s between attempts.
+        return (
+            self.max_attempts * (self.connect_timeout_seconds + self.read_timeout_seconds)
+            + (self.max_attempts - 1) * 20
+        )
+
+    @property
     def caching(self) -> bool:
         """Whether requests carry ``cachePoint`` blocks."""
         if self.prompt_caching is None:

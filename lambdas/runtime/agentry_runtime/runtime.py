@@ -1,4 +1,4 @@
-"""Wiring: builds the store, agent catalog, publisher and loop from the environment.
+"""Wiring: builds the store, agent catalog, loop, announcer and reconciler from the environment.
 
 A Lambda container builds one ``Runtime`` on first use and reuses it across invocations;
 ``set_runtime`` injects another (the local environment, tests) the way Powertools takes
@@ -14,14 +14,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from agentry_runtime import __version__
 from agentry_runtime.agents import AgentCatalog, AgentsFile, ToolsetLoader, import_toolset
+from agentry_runtime.announcer import Announcer
 from agentry_runtime.contract import TASK_ROOT_VARIABLE
+from agentry_runtime.errors import SettingsError
 from agentry_runtime.events import Publisher
 from agentry_runtime.loop import AgentLoop
 from agentry_runtime.model import ModelClient, ModelSettings
+from agentry_runtime.reconciler import Reconciler
 from agentry_runtime.service import AgentService
-from agentry_runtime.settings import FunctionSettings
+from agentry_runtime.settings import FunctionSettings, ReconcilerSettings
 from agentry_runtime.store import AgentStore
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "Runtime", "get_runtime", "set_runtime"]
@@ -41,21 +46,40 @@ class Runtime:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     ttl_days: int = 30
 
+    reconciler_settings: ReconcilerSettings | None = None
+    _session: Any | None = None
+
     @cached_property
     def loop(self) -> AgentLoop:
         """The reasoning loop over these dependencies."""
-        return AgentLoop(store=self.store, agents=self.agents, publisher=self.publisher)
+        return AgentLoop(store=self.store, agents=self.agents)
 
     @cached_property
     def service(self) -> AgentService:
         """The API's agent operations over these dependencies."""
         return AgentService(
             store=self.store,
-            publisher=self.publisher,
             agents=self.agents,
             runtime_version=self.runtime_version,
             ttl_days=self.ttl_days,
         )
+
+    @cached_property
+    def sqs(self) -> Any:
+        """An SQS client (the worker shortens a chain's message visibility with it)."""
+        return self._session.client("sqs") if self._session else boto3.client("sqs")
+
+    @cached_property
+    def announcer(self) -> Announcer:
+        """Turns header transitions from the table's stream into events on the bus."""
+        return Announcer(store=self.store, publisher=self.publisher)
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        """Re-announces agents that made no progress, re-drives dead letters."""
+        if self.reconciler_settings is None:
+            raise SettingsError("this function has no reconciler settings (AGENTRY_RECONCILER)")
+        return Reconciler(store=self.store, settings=self.reconciler_settings, sqs=self.sqs)
 
     @classmethod
     def from_env(
@@ -98,6 +122,8 @@ class Runtime:
             runtime_version=settings.runtime_version,
             max_request_bytes=settings.max_request_bytes,
             ttl_days=settings.ttl_days,
+            reconciler_settings=settings.reconciler,
+            _session=session,
         )
 
 

@@ -1,45 +1,50 @@
-"""What the HTTP API can do to agents: create, read, resume, cancel.
+"""What the HTTP API can do to agents: create, read, follow up, resume, cancel.
 
-Every change is a conditional commit of the header plus its messages, followed by the event it
-implies; reading builds the article's agent document from the stored items.
+Every change is one conditional commit (the header, with a person's message where there is
+one); the announcer turns it into the next event. Reading builds the article's agent document
+from the header, the info item and the latest messages, bounded in bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from agentry_runtime.agents import AgentCatalog
-from agentry_runtime.contract import StepKind
-from agentry_runtime.errors import PublishError
-from agentry_runtime.events import Publisher
-from agentry_runtime.loop import announce
+from agentry_runtime.contract import ACTIVE_SHARDS, PUBLIC_ERROR_MESSAGES, StepKind
 from agentry_runtime.pricing import cost_view
-from agentry_runtime.prompts import RESUME_PREFIX
 from agentry_runtime.state import (
     AgentHeader,
+    AgentInfo,
     Message,
+    Origin,
+    Outcome,
     Status,
     TextBlock,
-    ToolCallStatus,
     check_transition,
     utcnow,
 )
 from agentry_runtime.store import AgentStore
 
-#: How many of the latest turns ``GET /agents/{id}`` shows; the rest is at ``/messages``.
+__all__ = ["HISTORY_IN_VIEW", "MAX_VIEW_BYTES", "AgentService", "new_agent_id"]
+
+#: How many of the latest turns ``GET /agents/{id}`` shows at most; the rest is at ``/messages``.
 HISTORY_IN_VIEW = 50
-#: How many of the latest tool calls it shows, each result cut to ``RESULT_IN_VIEW`` characters.
-PLAN_IN_VIEW = 50
+#: The most bytes of history and plan a view holds (Lambda answers at most 6 MB).
+MAX_VIEW_BYTES = 1_000_000
+#: Each tool input or result in the view is cut to this many characters.
 RESULT_IN_VIEW = 4000
 
 _PLAN_STATUS = {
-    ToolCallStatus.PENDING: "PENDING",
-    ToolCallStatus.IN_PROGRESS: "IN_PROGRESS",
-    ToolCallStatus.SUCCEEDED: "COMPLETED",
-    ToolCallStatus.FAILED: "FAILED",
+    None: "PENDING",
+    Outcome.SUCCEEDED: "COMPLETED",
+    Outcome.FAILED: "FAILED",
+    Outcome.UNKNOWN: "UNKNOWN",
+    Outcome.REJECTED: "REJECTED",
+    Outcome.SKIPPED: "SKIPPED",
 }
 
 
@@ -48,28 +53,38 @@ def new_agent_id() -> str:
     return f"agent-{uuid.uuid4().hex}"
 
 
+def shard_of(agent_id: str) -> str:
+    """The agent's shard of the reconciler's index (stable, evenly spread)."""
+    digest = hashlib.sha256(agent_id.encode()).digest()
+    return str(digest[0] % ACTIVE_SHARDS)
+
+
 class AgentService:
-    """Agent operations behind the API, over the store and the bus."""
+    """Agent operations behind the API, over the store."""
 
     def __init__(
         self,
         *,
         store: AgentStore,
-        publisher: Publisher,
         agents: AgentCatalog,
         runtime_version: str,
         ttl_days: int = 30,
     ) -> None:
         self.store = store
-        self.publisher = publisher
         self.agents = agents
         self.runtime_version = runtime_version
         self.ttl_days = ttl_days
 
     def create(
-        self, goal: str, prompt: str | None = None, *, agent: str | None = None
+        self,
+        goal: str,
+        prompt: str | None = None,
+        *,
+        agent: str | None = None,
+        owner: str = "",
     ) -> AgentHeader:
-        """Store a new agent and its first user turn in one transaction; request its first plan.
+        """Store a new agent (header, info, first turn) in one transaction; its first plan is
+        announced from the commit.
 
         ``agent`` names the definition to run (the stack's default agent if ``None``); an
         unknown name raises ``UnknownAgentError`` before anything is stored.
@@ -82,54 +97,55 @@ class AgentService:
         header = AgentHeader(
             agent_id=agent_id,
             agent=name,
-            goal=goal,
+            owner=owner,
             message_count=1,
-            runtime_version=self.runtime_version,
-            model_id=str(definition.get("model", "")),
+            shard=shard_of(agent_id),
             created_at=now,
             updated_at=now,
-            ttl=int((now + timedelta(days=self.ttl_days)).timestamp()),
+            ttl=self._ttl(now),
         )
-        first = Message(seq=0, role="user", content=[TextBlock(text=text)], step=0)
-        self.store.create(header, first)
-        try:
-            announce(self.store, self.publisher, header)
-        except PublishError:
-            # Nothing will ever run this agent: mark it failed rather than leave it waiting.
-            failed = header.model_copy(update={"status": Status.FAILED, "next_step": None})
-            self.store.update_header(header.version, failed)
-            raise
+        info = AgentInfo(
+            agent_id=agent_id,
+            agent=name,
+            goal=goal,
+            model_id=str(definition.get("model", "")),
+            runtime_version=self.runtime_version,
+            owner=owner,
+            created_at=now,
+        )
+        first = Message(
+            seq=0,
+            role="user",
+            content=[TextBlock(text=text)],
+            step=0,
+            origin=Origin.CALLER,
+            author=owner or None,
+            created_at=now,
+        )
+        self.store.create(header, info, first)
         return header
 
-    def resume(self, agent_id: str, instruction: str) -> AgentHeader:
-        """Give a waiting agent a human instruction and request a new plan."""
+    def resume(self, agent_id: str, instruction: str, *, author: str = "") -> AgentHeader:
+        """Give a waiting agent a person's instruction and request a new plan."""
         header = self.store.get_header(agent_id)
         target = check_transition(header.status, Status.RESUMED)
-        seq = header.message_count
-        message = Message(
-            seq=seq,
-            role="user",
-            content=[TextBlock(text=f"{RESUME_PREFIX} {instruction}")],
-            step=header.step,
-        )
+        message = self._message(header, instruction, Origin.OPERATOR, author)
         resumed = header.model_copy(
             update={
                 "status": target,
                 "step": header.step + 1,
                 "next_step": StepKind.PLAN,
-                "message_count": seq + 1,
+                "message_count": header.message_count + 1,
                 "recovery_attempts": 0,
                 "steps_granted_at": header.step + 1,
                 "consecutive_tool_failures": 0,
                 "plan_retries": 0,
-                "pending_tool_use_ids": [],
+                "redrives": 0,
             }
         )
-        written = self.store.commit(header.version, resumed, messages=[message])
-        announce(self.store, self.publisher, written)
-        return written
+        return self.store.commit_with_messages(header.version, resumed, [message])
 
-    def follow_up(self, agent_id: str, text: str) -> AgentHeader:
+    def follow_up(self, agent_id: str, text: str, *, author: str = "") -> AgentHeader:
         """Continue a COMPLETED agent's conversation with a new user message.
 
         The agent moves to ``FOLLOWED_UP`` with a fresh step budget and a renewed expiry (every
@@ -137,28 +153,23 @@ class AgentService:
         """
         header = self.store.get_header(agent_id)
         target = check_transition(header.status, Status.FOLLOWED_UP)
-        ttl = int((utcnow() + timedelta(days=self.ttl_days)).timestamp())
+        ttl = self._ttl(utcnow())
         self.store.renew_expiry(agent_id, ttl)
-        seq = header.message_count
-        message = Message(seq=seq, role="user", content=[TextBlock(text=text)], step=header.step)
+        message = self._message(header, text, Origin.CALLER, author)
         followed = header.model_copy(
             update={
                 "status": target,
                 "step": header.step + 1,
                 "next_step": StepKind.PLAN,
-                "message_count": seq + 1,
+                "message_count": header.message_count + 1,
                 "steps_granted_at": header.step + 1,
                 "recovery_attempts": 0,
                 "consecutive_tool_failures": 0,
                 "plan_retries": 0,
-                "pending_tool_use_ids": [],
-                "answer": None,
                 "ttl": ttl,
             }
         )
-        written = self.store.commit(header.version, followed, messages=[message])
-        announce(self.store, self.publisher, written)
-        return written
+        return self.store.commit_with_messages(header.version, followed, [message])
 
     def cancel(self, agent_id: str) -> AgentHeader:
         """Stop an agent for good; in-flight step events become stale."""
@@ -168,34 +179,20 @@ class AgentService:
                 "status": check_transition(header.status, Status.CANCELLED),
                 "step": header.step + 1,
                 "next_step": None,
-                "pending_tool_use_ids": [],
+                "runner_until": None,
             }
         )
-        return self.store.update_header(header.version, cancelled)
+        return self.store.commit(header.version, cancelled)
 
     def view(self, agent_id: str) -> dict[str, Any]:
-        """The agent in the article's shape, built from the header, messages and tool records."""
+        """The agent in the article's shape, bounded in bytes (see ``MAX_VIEW_BYTES``)."""
         header = self.store.get_header(agent_id)
+        info = self.store.get_info(agent_id)
+        first = max(0, header.message_count - HISTORY_IN_VIEW)
+        history = self.store.messages(agent_id, first=first, last=header.message_count - 1)
+        kept, truncated_by_size = _bounded(history, MAX_VIEW_BYTES)
         agent_name = header.agent or self.agents.default
         definition = self.agents.describe(agent_name) if agent_name in self.agents else {}
-        first_seq = max(0, header.message_count - HISTORY_IN_VIEW)
-        history = self.store.messages(agent_id, after_seq=first_seq - 1)
-        calls = sorted(self.store.tool_calls(agent_id), key=lambda c: (c.step, c.created_at))
-        # Bounded, like the history: a Lambda response must stay well under 6 MB.
-        first_call = max(0, len(calls) - PLAN_IN_VIEW)
-        plan = [
-            {
-                "step": first_call + index + 1,
-                "action": "TOOL_USE",
-                "toolName": call.name,
-                "toolUseId": call.tool_use_id,
-                "parameters": call.input,
-                "status": _PLAN_STATUS[call.status],
-                **({"result": _bounded(call.result)} if call.result is not None else {}),
-                **({"error": call.error} if call.error else {}),
-            }
-            for index, call in enumerate(calls[first_call:])
-        ]
         metadata: dict[str, Any] = {
             "createdAt": _iso(header.created_at),
             "lastUpdated": _iso(header.updated_at),
@@ -203,53 +200,53 @@ class AgentService:
             "errorCount": header.error_count,
             "recoveryAttempts": header.recovery_attempts,
             "toolCallCount": header.tool_call_count,
-            "runtimeVersion": header.runtime_version,
+            "runtimeVersion": info.runtime_version,
             "agent": agent_name,
-            "modelId": header.model_id,
+            "modelId": info.model_id,
             "usage": header.usage.model_dump(by_alias=True),
             "cost": cost_view(header.usage, definition.get("price")),
         }
-        if header.last_plan_at:
-            metadata["lastPlanGeneratedAt"] = _iso(header.last_plan_at)
-        if header.last_tool_execution_at:
-            metadata["lastToolExecutionAt"] = _iso(header.last_tool_execution_at)
         document: dict[str, Any] = {
             "agentId": header.agent_id,
             "agent": agent_name,
-            "model": header.model_id,
+            "model": info.model_id,
             "status": str(header.status),
-            "goal": header.goal,
+            "goal": info.goal,
             "context": {
-                "conversationHistory": [_history_entry(m) for m in history],
-                "historyTruncated": first_seq > 0,
+                "conversationHistory": [_history_entry(m) for m in kept],
+                "historyTruncated": first > 0 or len(kept) < len(history),
+                "historyTruncatedBySize": truncated_by_size,
                 "messageCount": header.message_count,
             },
-            "plan": plan,
-            "planTruncated": first_call > 0,
+            "plan": _plan(kept),
+            # The plan lists the calls of the history in view: older ones are at /messages.
+            "planTruncated": first > 0 or len(kept) < len(history),
             "tools": definition.get("tools", []),
             "metadata": metadata,
         }
-        if header.answer is not None:
-            document["answer"] = header.answer
-        if header.last_error is not None:
+        if header.status == Status.COMPLETED and kept and kept[-1].role == "assistant":
+            document["answer"] = kept[-1].text()
+        if header.last_error_type is not None:
             document["lastError"] = {
-                "errorType": str(header.last_error.error_type),
-                "message": header.last_error.message,
-                "step": header.last_error.step,
-                "at": _iso(header.last_error.at),
+                "errorType": str(header.last_error_type),
+                "message": PUBLIC_ERROR_MESSAGES[header.last_error_type],
+                "step": header.last_error_step,
             }
         return document
 
     def messages(self, agent_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
         """One page of the agent's messages, oldest first, with the cursor of the next page."""
-        self.store.get_header(agent_id)
-        page, next_cursor = self.store.page_messages(agent_id, limit=limit, cursor=cursor)
+        header = self.store.get_header(agent_id)
+        page, next_cursor = self.store.page_messages(
+            agent_id, limit=limit, cursor=cursor, upto=header.message_count - 1
+        )
         return {
             "agentId": agent_id,
             "messages": [
                 {
                     "seq": m.seq,
                     "role": m.role,
+                    "origin": m.origin.value,
                     "step": m.step,
                     "createdAt": _iso(m.created_at),
                     "content": m.to_converse()["content"],
@@ -260,19 +257,90 @@ class AgentService:
             "nextCursor": next_cursor,
         }
 
+    def _message(self, header: AgentHeader, text: str, origin: Origin, author: str) -> Message:
+        return Message(
+            seq=header.message_count,
+            role="user",
+            content=[TextBlock(text=text)],
+            step=header.step + 1,
+            origin=origin,
+            author=author or None,
+        )
+
+    def _ttl(self, now: datetime) -> int:
+        return int((now + timedelta(days=self.ttl_days)).timestamp())
+
+
+def _bounded(messages: list[Message], max_bytes: int) -> tuple[list[Message], bool]:
+    """The newest messages whose entries fit ``max_bytes`` together; whether any were left out."""
+    kept: list[Message] = []
+    total = 0
+    for message in reversed(messages):
+        size = len(json.dumps(_history_entry(message)).encode())
+        if message.tool_uses() or message.tool_results():
+            size *= 2  # the plan repeats its calls' inputs and results (cut the same way)
+        if kept and total + size > max_bytes:
+            return list(reversed(kept)), True
+        kept.append(message)
+        total += size
+    return list(reversed(kept)), False
+
 
 def _history_entry(message: Message) -> dict[str, Any]:
     # The article shows plain-text turns as strings; tool turns keep their Converse blocks.
+    entry: dict[str, Any] = {"role": message.role, "origin": message.origin.value}
     if all(isinstance(block, TextBlock) for block in message.content):
-        return {"role": message.role, "content": message.text()}
-    return {"role": message.role, "content": message.to_converse()["content"]}
+        entry["content"] = _cut(message.text(), 20_000)
+    else:
+        entry["content"] = [
+            _cut_block(block.model_dump(by_alias=True, mode="json")) for block in message.content
+        ]
+    return entry
 
 
-def _bounded(result: dict[str, Any] | str) -> dict[str, Any] | str:
-    text = json.dumps(result)
+def _plan(messages: list[Message]) -> list[dict[str, Any]]:
+    """The tool calls of the history in view, with the outcome of each that has one."""
+    outcomes = {
+        result.tool_use_id: (message, result)
+        for message in messages
+        for result in message.tool_results()
+    }
+    plan = []
+    for message in messages:
+        for call in message.tool_uses():
+            entry: dict[str, Any] = {
+                "step": message.step,
+                "action": "TOOL_USE",
+                "toolName": call.name,
+                "toolUseId": call.tool_use_id,
+                "parameters": _cut_value(call.input),
+                "status": "PENDING",
+            }
+            if call.tool_use_id in outcomes:
+                result_message, result = outcomes[call.tool_use_id]
+                outcome = result_message.outcome or (
+                    Outcome.SUCCEEDED if result.status == "success" else Outcome.FAILED
+                )
+                entry["status"] = _PLAN_STATUS[outcome]
+                key = "result" if result.status == "success" else "error"
+                entry[key] = _cut_value(result.content)
+            plan.append(entry)
+    return plan
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}...[truncated {len(text) - limit} chars]"
+
+
+def _cut_value(value: Any) -> Any:
+    text = json.dumps(value, ensure_ascii=False)
     if len(text) <= RESULT_IN_VIEW:
-        return result
-    return text[:RESULT_IN_VIEW] + f"...[truncated {len(text) - RESULT_IN_VIEW} chars]"
+        return value
+    return _cut(text, RESULT_IN_VIEW)
+
+
+def _cut_block(block: dict[str, Any]) -> dict[str, Any]:
+    return {key: _cut_value(value) for key, value in block.items()}
 
 
 def _iso(moment: Any) -> str:

@@ -33,7 +33,13 @@ from agentry_runtime.contract import Env
 from agentry_runtime.errors import SettingsError
 from agentry_runtime.pricing import ModelPrice
 
-__all__ = ["AGENT_NAME_PATTERN", "AgentLimits", "FunctionSettings", "LoopSettings"]
+__all__ = [
+    "AGENT_NAME_PATTERN",
+    "AgentLimits",
+    "FunctionSettings",
+    "LoopSettings",
+    "ReconcilerSettings",
+]
 
 #: Agent definition names: short, lower-case, usable in metrics dimensions and ids.
 AGENT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
@@ -68,6 +74,23 @@ class AgentLimits(BaseModel):
         )
 
 
+class ReconcilerSettings(BaseModel):
+    """What the reconciler function runs with (only it gets ``AGENTRY_RECONCILER``)."""
+
+    model_config = _CONTRACT
+
+    stale_after_seconds: int = Field(
+        ge=0, le=86_400, description="An agent with no progress this long is announced again."
+    )
+    max_redrives: int = Field(
+        ge=0, le=20, description="Re-drives of a dead-lettered step before a human is asked."
+    )
+    dead_letter_queue_url: str = Field(description="The step queue's dead-letter queue.")
+    approval_window_seconds: int = Field(
+        ge=60, le=30 * 86_400, description="Unanswered approvals count as rejected after this."
+    )
+
+
 class FunctionSettings(BaseModel):
     """Everything a function built from the runtime bundle reads from its environment."""
 
@@ -93,6 +116,9 @@ class FunctionSettings(BaseModel):
     )
     model_max_attempts: int = Field(
         ge=1, le=10, description="Attempts of one model call (boto3 standard retry mode)."
+    )
+    reconciler: ReconcilerSettings | None = Field(
+        default=None, description="The reconciler's settings (only its function has them)."
     )
 
     @field_validator("agents")
@@ -130,6 +156,11 @@ class FunctionSettings(BaseModel):
             Env.MODEL_READ_TIMEOUT_SECONDS.value: str(self.model_read_timeout_seconds),
             Env.MODEL_CONNECT_TIMEOUT_SECONDS.value: str(self.model_connect_timeout_seconds),
             Env.MODEL_MAX_ATTEMPTS.value: str(self.model_max_attempts),
+            **(
+                {Env.RECONCILER.value: self.reconciler.model_dump_json(by_alias=True)}
+                if self.reconciler is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -140,8 +171,9 @@ class FunctionSettings(BaseModel):
         for field_name, variable in _VARIABLES.items():
             value = environ.get(variable.value)
             if value is None:
-                problems.append(f"{variable.value}: required, not set")
-            elif variable is Env.AGENTS:
+                if variable not in _OPTIONAL:
+                    problems.append(f"{variable.value}: required, not set")
+            elif variable in (Env.AGENTS, Env.RECONCILER):
                 try:
                     raw[field_name] = json.loads(value)
                 except json.JSONDecodeError as exc:
@@ -173,7 +205,10 @@ _VARIABLES: dict[str, Env] = {
     "model_read_timeout_seconds": Env.MODEL_READ_TIMEOUT_SECONDS,
     "model_connect_timeout_seconds": Env.MODEL_CONNECT_TIMEOUT_SECONDS,
     "model_max_attempts": Env.MODEL_MAX_ATTEMPTS,
+    "reconciler": Env.RECONCILER,
 }
+# Variables only some functions get.
+_OPTIONAL = frozenset({Env.RECONCILER})
 
 
 def _variable_of(loc: tuple[int | str, ...]) -> str:
@@ -195,5 +230,4 @@ class LoopSettings:
     max_plan_retries: int = 2
     token_budget: int = 12_000
     tool_timeout_seconds: int = 10
-    tool_lease_seconds: int = 120
     max_tool_result_chars: int = 16_000

@@ -1,6 +1,7 @@
-"""The agent's state: header, messages as Converse content blocks, tool call records.
+"""The agent's state: header, messages as Converse content blocks, tool-call claims, summaries.
 
-Pure data with checked status transitions; persistence lives in ``store.py``.
+Pure data with checked status transitions; persistence lives in ``store.py``. Readers ignore
+fields they do not know (a newer runtime may add some during a rolling deploy).
 """
 
 from __future__ import annotations
@@ -11,28 +12,30 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentry_runtime.contract import ErrorType, StepKind
+from agentry_runtime.contract import SCHEMA_VERSION, ErrorType, Status, StepKind
 
-
-class Status(StrEnum):
-    """Lifecycle of an agent (the article's names where they fit, plus recovery states)."""
-
-    INITIATED = "INITIATED"
-    TOOL_EXECUTION_PENDING = "TOOL_EXECUTION_PENDING"
-    TOOL_EXECUTION_SUCCESS = "TOOL_EXECUTION_SUCCESS"
-    TOOL_EXECUTION_FAILED = "TOOL_EXECUTION_FAILED"
-    PLANNING_FAILED = "PLANNING_FAILED"
-    RECOVERING = "RECOVERING"
-    RESUMED = "RESUMED"
-    FOLLOWED_UP = "FOLLOWED_UP"
-    COMPLETED = "COMPLETED"
-    NEEDS_HUMAN = "NEEDS_HUMAN"
-    CANCELLED = "CANCELLED"
-    FAILED = "FAILED"
-
-
-#: No step runs for an agent in these statuses (a COMPLETED agent may still get a follow-up).
-TERMINAL: frozenset[Status] = frozenset({Status.COMPLETED, Status.CANCELLED, Status.FAILED})
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "AgentHeader",
+    "AgentInfo",
+    "ClaimStatus",
+    "ContentBlock",
+    "IllegalTransitionError",
+    "Message",
+    "Origin",
+    "Outcome",
+    "Status",
+    "Summary",
+    "TextBlock",
+    "TokenUsage",
+    "ToolClaim",
+    "ToolResult",
+    "ToolResultBlock",
+    "ToolUse",
+    "ToolUseBlock",
+    "check_transition",
+    "utcnow",
+]
 
 # Statuses from which a plan step may run (the model is asked what to do next).
 _PLANNABLE = {
@@ -46,6 +49,7 @@ _PLANNABLE = {
 # Outcomes of a plan step.
 _PLAN_OUTCOMES = {
     Status.TOOL_EXECUTION_PENDING,
+    Status.AWAITING_APPROVAL,
     Status.COMPLETED,
     Status.PLANNING_FAILED,
     Status.TOOL_EXECUTION_FAILED,  # invalid tool calls answered with error results: re-plan
@@ -62,6 +66,10 @@ ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
             Status.CANCELLED,
             Status.FAILED,
         }
+    ),
+    # Every decision is in: the calls run (approved or rejected alike, in one act step).
+    Status.AWAITING_APPROVAL: frozenset(
+        {Status.TOOL_EXECUTION_PENDING, Status.CANCELLED, Status.FAILED}
     ),
     Status.PLANNING_FAILED: frozenset(
         {Status.RECOVERING, Status.NEEDS_HUMAN, Status.CANCELLED, Status.FAILED}
@@ -101,13 +109,11 @@ def utcnow() -> datetime:
 
 # --- Converse content blocks ---------------------------------------------------------------
 
-_BLOCK = ConfigDict(extra="forbid", frozen=True)
-
 
 class TextBlock(BaseModel):
     """``{"text": ...}``."""
 
-    model_config = _BLOCK
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     text: str
 
 
@@ -149,7 +155,7 @@ ContentBlock = Annotated[TextBlock | ToolUseBlock | ToolResultBlock, Field(union
 class TokenUsage(BaseModel):
     """Bedrock token usage, accumulated."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
@@ -164,18 +170,61 @@ class TokenUsage(BaseModel):
             cache_write_input_tokens=self.cache_write_input_tokens + other.cache_write_input_tokens,
         )
 
+    @property
+    def total(self) -> int:
+        """Every token counted: input (cached or not) and output."""
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_input_tokens
+            + self.cache_write_input_tokens
+        )
+
+
+class Origin(StrEnum):
+    """Who a message comes from. Kept beside the text, never in it: user text cannot claim to
+    be an operator's instruction, and a tool result is data, whatever it says."""
+
+    CALLER = "caller"  # the agent's owner: the goal and follow-ups
+    OPERATOR = "operator"  # a human's instruction through resume
+    MODEL = "model"  # an assistant turn
+    TOOL = "tool"  # the outcome of one tool call
+    PLATFORM = "platform"  # a correction the loop sends back to the model
+
+
+class Outcome(StrEnum):
+    """How one tool call ended, as recorded in its result message."""
+
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    #: It may or may not have taken effect: it timed out, or its worker died mid-call.
+    UNKNOWN = "UNKNOWN"
+    #: A person rejected it before it ran.
+    REJECTED = "REJECTED"
+    #: It never ran: the agent was cancelled, or the tool's budget was spent.
+    SKIPPED = "SKIPPED"
+
 
 class Message(BaseModel):
-    """One conversation turn, exactly as Converse takes it; ``seq`` orders it in the history."""
+    """One conversation turn, exactly as Converse takes it; ``seq`` orders it in the history.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    A tool's outcome is a user message of its own holding one ``toolResult`` block (written the
+    moment it is known); consecutive user messages merge into one turn in the prompt.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
     seq: int = Field(ge=0)
     role: Literal["user", "assistant"]
     content: list[ContentBlock] = Field(min_length=1)
     step: int = Field(default=0, ge=0)
+    origin: Origin = Origin.CALLER
+    author: str | None = Field(default=None, description="Who wrote a human message (an ARN).")
+    outcome: Outcome | None = Field(default=None, description="Of a tool result message.")
+    tool_name: str | None = Field(default=None, description="Of a tool result message.")
+    stop_reason: str | None = Field(default=None, description="Of an assistant turn.")
     created_at: datetime = Field(default_factory=utcnow)
     usage: TokenUsage | None = Field(
-        default=None, description="Tokens of the model call that produced an assistant turn."
+        default=None, description="Tokens of the model call that produced this turn."
     )
 
     def to_converse(self) -> dict[str, Any]:
@@ -189,95 +238,114 @@ class Message(BaseModel):
         """The tool calls this (assistant) turn asks for."""
         return [b.tool_use for b in self.content if isinstance(b, ToolUseBlock)]
 
+    def tool_results(self) -> list[ToolResult]:
+        """The tool results this (user) turn carries."""
+        return [b.tool_result for b in self.content if isinstance(b, ToolResultBlock)]
+
     def text(self) -> str:
         """The text blocks of this turn, joined."""
         return "\n".join(b.text for b in self.content if isinstance(b, TextBlock))
 
 
-# --- Records ----------------------------------------------------------------------------------
+# --- records -----------------------------------------------------------------------------------
 
 
-class ToolCallStatus(StrEnum):
-    """Life of one committed tool call (its idempotency record)."""
+class ClaimStatus(StrEnum):
+    """State of a tool call's claim record (its outcome is its result message)."""
 
-    PENDING = "PENDING"
     IN_PROGRESS = "IN_PROGRESS"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
 
 
-class ToolInvocation(BaseModel):
-    """The idempotency record of one tool call, keyed by its ``toolUseId``."""
+class ToolClaim(BaseModel):
+    """The idempotency record of one tool call: who runs it and until when (its lease).
 
-    model_config = ConfigDict(extra="forbid")
+    Created when the call is claimed (or when a person decides on it, for calls that need
+    approval); the call's outcome is not here but in its result message ``result_seq``.
+    """
+
+    model_config = ConfigDict(extra="ignore")
     agent_id: str
+    turn_seq: int = Field(ge=0, description="The assistant turn that asked for the call.")
     tool_use_id: str
     name: str
-    input: dict[str, Any]
-    step: int = Field(ge=0, description="The plan step that committed this call.")
-    status: ToolCallStatus = ToolCallStatus.PENDING
-    result: dict[str, Any] | str | None = None
-    error: str | None = None
+    result_seq: int = Field(ge=0, description="Where the call's result message goes.")
+    status: ClaimStatus = ClaimStatus.IN_PROGRESS
     lease_until: datetime | None = None
-    attempts: int = 0
+    decided_by: str | None = None
+    reason: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
-    finished_at: datetime | None = None
-
-
-class LastError(BaseModel):
-    """The most recent typed error of an agent."""
-
-    model_config = ConfigDict(extra="forbid")
-    error_type: ErrorType
-    message: str
-    step: int
-    at: datetime = Field(default_factory=utcnow)
 
 
 class Summary(BaseModel):
-    """A compaction summary standing in for messages ``0..upto_seq``."""
+    """A compaction summary standing in for messages ``0..upto_seq`` (the goal kept beside)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     upto_seq: int = Field(ge=0)
     text: str
+    goal: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AgentInfo(BaseModel):
+    """The ``INFO`` item: what describes an agent and never changes, written once."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    agent_id: str
+    agent: str
+    goal: str
+    model_id: str
+    runtime_version: str
+    owner: str = ""
     created_at: datetime = Field(default_factory=utcnow)
 
 
 class AgentHeader(BaseModel):
-    """The ``META`` item: everything about an agent except its history.
+    """The ``META`` item: small and fixed-size, written by every step.
 
-    ``version`` increases on every write of the header and guards optimistic concurrency;
-    ``step`` counts committed steps and, with ``next_step``, names the one step event the
-    agent is waiting for.
+    ``version`` increases on every step's write and guards optimistic concurrency; ``step``
+    counts committed steps and, with ``next_step``, names the one step the agent waits for.
+    ``nonce`` changes when the reconciler asks for the current step to be announced again.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
+    schema_version: int = SCHEMA_VERSION
     agent_id: str
     agent: str = Field(default="", description="The agent definition's name ('' = default).")
+    owner: str = Field(default="", description="Who created the agent (an IAM principal).")
     status: Status = Status.INITIATED
-    goal: str
     version: int = 0
     step: int = 0
     next_step: StepKind | None = StepKind.PLAN
-    published_step: int = -1
+    nonce: int = 0
+    runner_until: float | None = Field(
+        default=None, description="A chaining worker's deadline (epoch seconds), if one runs."
+    )
     message_count: int = 0
-    pending_tool_use_ids: list[str] = Field(default_factory=list)
     tool_call_count: int = 0
     error_count: int = 0
     consecutive_tool_failures: int = 0
     plan_retries: int = 0
     recovery_attempts: int = 0
+    redrives: int = Field(default=0, description="Times the reconciler re-drove a dead letter.")
     steps_granted_at: int = Field(
         default=0, ge=0, description="The step of the last human instruction: limits count from it."
     )
     usage: TokenUsage = Field(default_factory=TokenUsage)
-    last_error: LastError | None = None
+    tool_uses: dict[str, int] = Field(
+        default_factory=dict, description="Calls of each tool over the agent's life (budgets)."
+    )
+    last_error_type: ErrorType | None = None
+    last_error_step: int | None = None
     summary_upto_seq: int = -1
-    answer: str | None = None
-    runtime_version: str
-    model_id: str
+    shard: str = "0"
+    approval_deadline: float | None = Field(
+        default=None, description="When unanswered approvals count as rejected (epoch seconds)."
+    )
+    awaiting_tools: list[str] = Field(
+        default_factory=list, description="Names of the tools whose calls wait for approval."
+    )
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
-    last_plan_at: datetime | None = None
-    last_tool_execution_at: datetime | None = None
     ttl: int | None = None

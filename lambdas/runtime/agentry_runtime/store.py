@@ -1,23 +1,31 @@
-"""Single-table DynamoDB store of agents: one partition per agent, an append-only history.
+"""Single-table DynamoDB store of agents: one partition per agent, items written once.
 
 Items of agent ``A`` (keys from ``contract``)::
 
-    AGENT#A  META             the header: flat, camelCase, constant size, versioned
-    AGENT#A  MSG#<seq>        one item per message, written once
-    AGENT#A  TOOL#<toolUseId> one idempotency record per tool call
-    AGENT#A  SUMMARY#<seq>    compaction summaries
+    AGENT#A  META                       the header: small, fixed size, versioned (commit point)
+    AGENT#A  INFO                       goal, definition, model, owner: written once
+    AGENT#A  MSG#<seq>                  one item per message (a tool's outcome is one, too)
+    AGENT#A  TOOL#<turn>#<toolUseId>    the claim (lease) of one tool call
+    AGENT#A  SUMMARY#<seq>              compaction summaries
 
-A step commits in one ``TransactWriteItems`` conditional on the header version it read, and
-writes only the header and the new items: bytes written per step never grow with the history.
+A step writes its new items first, each conditionally, and its header last, conditional on the
+version it read: the header is the commit point, and an item past the header's counts is not
+part of the conversation until a header counts it. No step needs a transaction, so no step pays
+a transaction's double write units; the first item of a step doubles as its lock (a second
+worker on the same step finds it and reuses its decision instead of making another).
+
+Every DynamoDB error is translated once, in :func:`_dynamodb_errors`, into the runtime's own.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -25,20 +33,26 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
-from botocore.exceptions import ClientError
-from pydantic.alias_generators import to_camel, to_snake
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from agentry_runtime import state
 from agentry_runtime.contract import (
+    INFO_SK,
     MESSAGE_PREFIX,
     META_SK,
     PARTITION_KEY,
+    SCHEMA_VERSION,
     SORT_KEY,
     SUMMARY_PREFIX,
+    TERMINAL,
     TOOL_PREFIX,
     TTL_ATTRIBUTE,
     HeaderAttr,
+    Index,
     agent_pk,
+    announce_sk,
     message_sk,
     summary_sk,
     tool_sk,
@@ -46,41 +60,56 @@ from agentry_runtime.contract import (
 from agentry_runtime.errors import (
     AgentExistsError,
     AgentNotFoundError,
+    ConditionFailedError,
+    CorruptItemError,
     ItemTooLargeError,
     StaleStepError,
     StoreError,
+    StoreThrottledError,
+    StoreUnavailableError,
 )
-from agentry_runtime.state import AgentHeader, Message, Summary, ToolCallStatus, ToolInvocation
+from agentry_runtime.state import (
+    AgentHeader,
+    AgentInfo,
+    ClaimStatus,
+    Message,
+    Summary,
+    ToolClaim,
+)
 
-__all__ = ["AgentStore", "item_size"]
+__all__ = ["AgentStore", "History", "header_from_image", "item_size"]
 
 # DynamoDB's hard limit on the size of one item (400 KB).
 _DYNAMODB_ITEM_LIMIT = 400 * 1024
-# TransactWriteItems accepts at most this many actions.
-_MAX_TRANSACT_ACTIONS = 100
 _MAX_PAGE_LIMIT = 1000
-# A tool error is a diagnostic, not data: a few KB are enough.
-_MAX_ERROR_BYTES = 4096
-# Room for the truncation marker and the JSON quotes around a truncated result.
-_MARKER_ROOM = 64
-# What finishing a tool call adds besides the result and the error (names, status, finishedAt).
-_FINISH_OVERHEAD = 256
 # Upper bound of every message sort key: "~" sorts after every digit.
 _MESSAGE_SK_END = f"{MESSAGE_PREFIX}~"
-_CONDITION_FAILED = "ConditionalCheckFailed"
-_ABSENT = f"attribute_not_exists({SORT_KEY})"
+_THROTTLED = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+}
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-# Header field -> META attribute. camelCase gives exactly the HeaderAttr names the recovery state
-# machine writes (status, step, version, nextStep, recoveryAttempts, updatedAt, publishedStep).
+# Header field -> META attribute: camelCase gives exactly the HeaderAttr names.
 _HEADER_ATTRS: dict[str, str] = {name: to_camel(name) for name in AgentHeader.model_fields}
 _HEADER_FIELDS: dict[str, str] = {attr: name for name, attr in _HEADER_ATTRS.items()}
 
 
+class History:
+    """What a plan step reads: the latest summary, the messages after it, and what it cost."""
+
+    def __init__(self, summary: Summary | None, messages: list[Message], strong: bool) -> None:
+        self.summary = summary
+        self.messages = messages
+        #: Whether a strongly consistent read was needed (the eventual one was incomplete).
+        self.strong = strong
+
+
 class AgentStore:
-    """Single-table DynamoDB store of agents: header, messages, tool calls, summaries."""
+    """Single-table DynamoDB store of agents (see the module doc)."""
 
     def __init__(
         self,
@@ -88,21 +117,14 @@ class AgentStore:
         *,
         client: Any | None = None,
         max_item_bytes: int = 350_000,
-        max_tool_result_chars: int = 200_000,
     ) -> None:
         if not 0 < max_item_bytes <= _DYNAMODB_ITEM_LIMIT:
             raise ValueError(
                 f"max_item_bytes: must be between 1 and {_DYNAMODB_ITEM_LIMIT}, "
                 f"got {max_item_bytes}"
             )
-        if not 0 < max_tool_result_chars < max_item_bytes - _result_reserve(0):
-            raise ValueError(
-                "max_tool_result_chars: must be positive and leave room in an item of "
-                f"max_item_bytes={max_item_bytes}, got {max_tool_result_chars}"
-            )
         self.table_name = table_name
         self.max_item_bytes = max_item_bytes
-        self.max_tool_result_chars = max_tool_result_chars
         self._client = client
 
     @property
@@ -114,21 +136,39 @@ class AgentStore:
             )
         return self._client
 
-    # --- header ---------------------------------------------------------------------------
+    # --- agents ---------------------------------------------------------------------------
 
-    def create(self, header: AgentHeader, first_message: Message) -> None:
-        """Write a new agent's header and first message in one transaction."""
-        if first_message.seq != 0:
-            raise ValueError(f"first_message.seq: must be 0, got {first_message.seq}")
+    def create(self, header: AgentHeader, info: AgentInfo, first: Message) -> None:
+        """Write a new agent's header, info and first message in one transaction."""
+        if first.seq != 0:
+            raise ValueError(f"first.seq: must be 0, got {first.seq}")
         items = [
-            (_header_to_item(header), f"attribute_not_exists({PARTITION_KEY})"),
-            (_message_to_item(header.agent_id, first_message, header.ttl), _ABSENT),
+            _header_to_item(header),
+            _info_to_item(info, header.ttl),
+            _message_to_item(header.agent_id, first, header.ttl),
         ]
-        self._check_sizes(header.agent_id, [item for item, _ in items])
-        self._transact(
-            [self._put(item, ConditionExpression=condition) for item, condition in items],
-            on_condition=lambda: AgentExistsError(header.agent_id),
-        )
+        self._check_sizes(header.agent_id, items)
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": _serialize(item),
+                            "ConditionExpression": f"attribute_not_exists({SORT_KEY})",
+                        }
+                    }
+                    for item in items
+                ],
+            )
+        except ConditionFailedError as exc:
+            raise AgentExistsError(header.agent_id) from exc
+
+    def find_header(self, agent_id: str, *, consistent: bool = True) -> AgentHeader | None:
+        """The agent's header, or ``None``."""
+        item = self._get(agent_id, META_SK, consistent=consistent)
+        return None if item is None else _item_to_header(item)
 
     def get_header(self, agent_id: str) -> AgentHeader:
         """The agent's header (consistent read); ``AgentNotFoundError`` if there is none."""
@@ -137,256 +177,100 @@ class AgentStore:
             raise AgentNotFoundError(agent_id)
         return header
 
-    def find_header(self, agent_id: str) -> AgentHeader | None:
-        """The agent's header (consistent read), or ``None``."""
-        item = self._get(agent_id, META_SK)
-        return None if item is None else _item_to_header(item)
+    def get_info(self, agent_id: str) -> AgentInfo:
+        """The agent's info item (written once, so an eventually consistent read will do)."""
+        item = self._get(agent_id, INFO_SK, consistent=False) or self._get(agent_id, INFO_SK)
+        if item is None:
+            raise AgentNotFoundError(agent_id)
+        return _item_to_info(item)
 
-    def update_header(self, expected_version: int, header: AgentHeader) -> AgentHeader:
-        """Write only the header, if its version is still ``expected_version``; return it."""
+    def commit(self, expected_version: int, header: AgentHeader) -> AgentHeader:
+        """Write the header if its version is still ``expected_version``: a step's commit point.
+
+        Returns the header as written (version bumped, ``updated_at`` now); raises
+        ``StaleStepError`` if another writer committed first.
+        """
         written = _next_version(expected_version, header)
         item = _header_to_item(written)
         self._check_sizes(header.agent_id, [item])
         try:
-            self.client.put_item(
+            self._call(
+                "put_item",
                 TableName=self.table_name,
                 Item=_serialize(item),
                 **_version_condition(expected_version),
             )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                raise _stale(header.agent_id, expected_version) from exc
-            raise
+        except ConditionFailedError as exc:
+            raise _stale(header.agent_id, expected_version) from exc
         return written
 
-    def mark_published(self, agent_id: str, step: int) -> bool:
-        """Record that step ``step``'s follow-up was published; ``False`` if the agent moved on."""
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=_key(agent_id, META_SK),
-                UpdateExpression="SET #published = :step",
-                ConditionExpression="#step = :step",
-                ExpressionAttributeNames={
-                    "#published": HeaderAttr.PUBLISHED_STEP.value,
-                    "#step": HeaderAttr.STEP.value,
-                },
-                ExpressionAttributeValues={":step": {"N": str(step)}},
-            )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    # --- step commit ----------------------------------------------------------------------
-
-    def commit(
-        self,
-        expected_version: int,
-        header: AgentHeader,
-        *,
-        messages: Sequence[Message] = (),
-        tool_calls: Sequence[ToolInvocation] = (),
-        summary: Summary | None = None,
+    def commit_with_messages(
+        self, expected_version: int, header: AgentHeader, messages: Sequence[Message]
     ) -> AgentHeader:
-        """Commit one step atomically: the header (if still at ``expected_version``) and new items.
+        """The header and a person's messages, atomically (resume, follow-up, approvals).
 
-        Returns the header as written (version bumped, ``updated_at`` now).
+        These writes come from the API, where a half-written request must leave nothing
+        behind, so they use a transaction; steps do not need one (see the module doc).
         """
-        agent_id = header.agent_id
-        for index, call in enumerate(tool_calls):
-            if call.agent_id != agent_id:
-                raise ValueError(
-                    f"tool_calls[{index}].agent_id: {call.agent_id!r} is not the header's "
-                    f"{agent_id!r}"
-                )
         written = _next_version(expected_version, header)
         meta = _header_to_item(written)
-        new_items = [_message_to_item(agent_id, m, header.ttl) for m in messages]
-        records = [_tool_to_item(call, header.ttl) for call in tool_calls]
-        if summary is not None:
-            new_items.append(_summary_to_item(agent_id, summary, header.ttl))
-        if 1 + len(new_items) + len(records) > _MAX_TRANSACT_ACTIONS:
-            raise StoreError(
-                f"commit: {1 + len(new_items) + len(records)} items are more than one "
-                f"transaction takes ({_MAX_TRANSACT_ACTIONS})"
-            )
-        self._check_sizes(agent_id, [meta, *new_items])
-        # A tool record grows when its result lands: keep room for the largest result now, so
-        # finishing the call can never push the item over the limit.
-        self._check_sizes(agent_id, records, reserve=_result_reserve(self.max_tool_result_chars))
-
-        actions = [self._put(meta, **_version_condition(expected_version))]
-        # A summary has no condition of its own: the header's version already guards the step.
-        actions += [
-            self._put(item) if _is_summary(item) else self._put(item, ConditionExpression=_ABSENT)
-            for item in new_items
+        items = [_message_to_item(header.agent_id, m, header.ttl) for m in messages]
+        self._check_sizes(header.agent_id, [meta, *items])
+        actions = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": _serialize(meta),
+                    **_version_condition(expected_version),
+                }
+            },
+            *(
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": _serialize(item),
+                        **_newer_step_condition(int(item["step"])),
+                    }
+                }
+                for item in items
+            ),
         ]
-        actions += [self._put(item, ConditionExpression=_ABSENT) for item in records]
-        self._transact(actions, on_condition=lambda: _stale(agent_id, expected_version))
+        try:
+            self._call("transact_write_items", TransactItems=actions)
+        except ConditionFailedError as exc:
+            raise _stale(header.agent_id, expected_version) from exc
         return written
 
-    # --- history --------------------------------------------------------------------------
+    def bump_nonce(self, agent_id: str, expected_version: int) -> AgentHeader | None:
+        """Ask for the current step to be announced again; ``None`` if the agent moved on.
 
-    def messages(self, agent_id: str, *, after_seq: int = -1) -> list[Message]:
-        """Every message with ``seq > after_seq``, in order (consistent read, all pages)."""
-        if after_seq < -1:
-            raise ValueError(f"after_seq: must be -1 or more, got {after_seq}")
-        items = self._query(
-            KeyConditionExpression="#pk = :pk AND #sk BETWEEN :from AND :to",
-            ExpressionAttributeValues=_values(
-                pk=agent_pk(agent_id), **{"from": message_sk(after_seq + 1), "to": _MESSAGE_SK_END}
-            ),
-        )
-        return [_item_to_message(item) for item in items]
-
-    def page_messages(
-        self, agent_id: str, *, limit: int = 50, cursor: str | None = None
-    ) -> tuple[list[Message], str | None]:
-        """One page of messages for the API, and the opaque cursor of the next (or ``None``)."""
-        if not 1 <= limit <= _MAX_PAGE_LIMIT:
-            raise ValueError(f"limit: must be between 1 and {_MAX_PAGE_LIMIT}, got {limit}")
-        after_seq = -1 if cursor is None else _decode_cursor(cursor)
-        # Ask for one more than the page: the extra item says whether another page exists.
-        response = self.client.query(
-            TableName=self.table_name,
-            ConsistentRead=True,
-            Limit=limit + 1,
-            KeyConditionExpression="#pk = :pk AND #sk BETWEEN :from AND :to",
-            ExpressionAttributeNames={"#pk": PARTITION_KEY, "#sk": SORT_KEY},
-            ExpressionAttributeValues=_values(
-                pk=agent_pk(agent_id), **{"from": message_sk(after_seq + 1), "to": _MESSAGE_SK_END}
-            ),
-        )
-        page = [_item_to_message(_deserialize(item)) for item in response["Items"]]
-        more = len(page) > limit or ("LastEvaluatedKey" in response and bool(page))
-        page = page[:limit]
-        return page, (_encode_cursor(page[-1].seq) if more else None)
-
-    def latest_summary(self, agent_id: str) -> Summary | None:
-        """The most recent compaction summary, or ``None``."""
-        response = self.client.query(
-            TableName=self.table_name,
-            ConsistentRead=True,
-            Limit=1,
-            ScanIndexForward=False,
-            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
-            ExpressionAttributeNames={"#pk": PARTITION_KEY, "#sk": SORT_KEY},
-            ExpressionAttributeValues=_values(pk=agent_pk(agent_id), prefix=SUMMARY_PREFIX),
-        )
-        items = response["Items"]
-        return _item_to_summary(_deserialize(items[0])) if items else None
-
-    # --- tool calls -----------------------------------------------------------------------
-
-    def get_tool_call(self, agent_id: str, tool_use_id: str) -> ToolInvocation | None:
-        """The record of one tool call (consistent read), or ``None``."""
-        item = self._get(agent_id, tool_sk(tool_use_id))
-        return None if item is None else _item_to_tool(item)
-
-    def tool_calls(self, agent_id: str) -> list[ToolInvocation]:
-        """Every tool call record of the agent."""
-        items = self._query(
-            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
-            ExpressionAttributeValues=_values(pk=agent_pk(agent_id), prefix=TOOL_PREFIX),
-        )
-        return [_item_to_tool(item) for item in items]
-
-    def claim_tool_call(
-        self, agent_id: str, tool_use_id: str, *, lease_seconds: int
-    ) -> ToolInvocation | None:
-        """Lease a pending (or abandoned) tool call to this worker; ``None`` if it cannot be had.
-
-        ``None`` means another worker holds a live lease, the call already finished, or there is
-        no such record: read ``get_tool_call`` to reuse a finished result.
+        Neither the version nor the step changes, so a worker running the step meanwhile
+        commits undisturbed; only the announcer notices the new nonce.
         """
-        if lease_seconds < 1:
-            raise ValueError(f"lease_seconds: must be 1 or more, got {lease_seconds}")
-        now = state.utcnow()
         try:
-            response = self.client.update_item(
+            response = self._call(
+                "update_item",
                 TableName=self.table_name,
-                Key=_key(agent_id, tool_sk(tool_use_id)),
-                UpdateExpression="SET #status = :claimed, #lease = :until ADD #attempts :one",
-                ConditionExpression=(
-                    "#status = :pending OR (#status = :claimed AND #lease < :now)"
-                ),
+                Key=_key(agent_id, META_SK),
+                UpdateExpression="SET #nonce = if_not_exists(#nonce, :zero) + :one, "
+                "#updatedAt = :now",
+                ConditionExpression="#version = :version",
                 ExpressionAttributeNames={
-                    "#status": "status",
-                    "#lease": "leaseUntil",
-                    "#attempts": "attempts",
+                    "#nonce": HeaderAttr.NONCE.value,
+                    "#updatedAt": HeaderAttr.UPDATED_AT.value,
+                    "#version": HeaderAttr.VERSION.value,
                 },
-                ExpressionAttributeValues=_values(
-                    claimed=ToolCallStatus.IN_PROGRESS.value,
-                    pending=ToolCallStatus.PENDING.value,
-                    until=_epoch(now + timedelta(seconds=lease_seconds)),
-                    now=_epoch(now),
-                    one=1,
-                ),
+                ExpressionAttributeValues={
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                    ":now": {"S": _iso(state.utcnow())},
+                    ":version": {"N": str(expected_version)},
+                },
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
-        return _item_to_tool(_deserialize(response["Attributes"]))
-
-    def finish_tool_call(
-        self,
-        agent_id: str,
-        tool_use_id: str,
-        *,
-        succeeded: bool,
-        result: dict[str, Any] | str | None,
-        error: str | None,
-    ) -> ToolInvocation:
-        """Record the outcome of a claimed tool call; a too-long result is truncated.
-
-        Raises ``StaleStepError`` if the call is no longer ``IN_PROGRESS`` (the lease was lost).
-        """
-        status = ToolCallStatus.SUCCEEDED if succeeded else ToolCallStatus.FAILED
-        sets = ["#status = :status", "#finishedAt = :now"]
-        removes = []
-        values: dict[str, Any] = {
-            "status": status.value,
-            "now": _iso(state.utcnow()),
-            "claimed": ToolCallStatus.IN_PROGRESS.value,
-        }
-        if result is None:
-            removes.append("#result")
-        else:
-            sets.append("#result = :result")
-            values["result"] = _bounded_json(result, self.max_tool_result_chars)
-        if error is None:
-            removes.append("#error")
-        else:
-            sets.append("#error = :error")
-            values["error"] = _bounded_text(error, _MAX_ERROR_BYTES)
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        try:
-            response = self.client.update_item(
-                TableName=self.table_name,
-                Key=_key(agent_id, tool_sk(tool_use_id)),
-                UpdateExpression=expression,
-                ConditionExpression="#status = :claimed",
-                ExpressionAttributeNames={
-                    "#status": "status",
-                    "#finishedAt": "finishedAt",
-                    "#result": "result",
-                    "#error": "error",
-                },
-                ExpressionAttributeValues=_values(**values),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                raise StaleStepError(
-                    f"tool call {tool_use_id!r} of agent {agent_id!r}: status is not "
-                    "IN_PROGRESS (its lease went to another worker, or it already finished)"
-                ) from exc
-            raise
-        return _item_to_tool(_deserialize(response["Attributes"]))
+        except ConditionFailedError:
+            return None
+        return _item_to_header(_deserialize(response["Attributes"]))
 
     def renew_expiry(self, agent_id: str, ttl: int) -> int:
         """Push the TTL of every item of the agent out to ``ttl``; how many items were renewed.
@@ -401,7 +285,8 @@ class AgentStore:
             ProjectionExpression="#pk, #sk",
         ):
             try:
-                self.client.update_item(
+                self._call(
+                    "update_item",
                     TableName=self.table_name,
                     Key=_key(agent_id, item[SORT_KEY]),
                     UpdateExpression="SET #ttl = :ttl",
@@ -409,20 +294,324 @@ class AgentStore:
                     ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE, "#pk": PARTITION_KEY},
                     ExpressionAttributeValues={":ttl": {"N": str(ttl)}},
                 )
-            except ClientError as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
-                    raise
+            except ConditionFailedError:
                 continue
             renewed += 1
         return renewed
 
+    def delete_agent(self, agent_id: str) -> int:
+        """Delete every item of the agent, header last; how many items were deleted."""
+        keys = [
+            item[SORT_KEY]
+            for item in self._query(
+                KeyConditionExpression="#pk = :pk",
+                ExpressionAttributeValues=_values(pk=agent_pk(agent_id)),
+                ProjectionExpression="#pk, #sk",
+            )
+        ]
+        # The header goes last: until then the agent is still visible, and a retry finds it.
+        ordered = sorted(keys, key=lambda sk: sk == META_SK)
+        for start in range(0, len(ordered), 25):
+            requests = [
+                {"DeleteRequest": {"Key": _key(agent_id, sk)}} for sk in ordered[start : start + 25]
+            ]
+            pending: dict[str, Any] = {self.table_name: requests}
+            while pending:
+                response = self._call("batch_write_item", RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+        return len(ordered)
+
+    # --- messages -------------------------------------------------------------------------
+
+    def put_step_message(self, agent_id: str, message: Message, ttl: int | None) -> Message | None:
+        """Write a message of a step; ``None`` if written, else the message already there.
+
+        The write succeeds over nothing, or over an orphan of an earlier step (written past a
+        header that was never committed); a message of the same or a later step wins, and is
+        returned so the caller can reuse it (or find that its step is stale).
+        """
+        item = _message_to_item(agent_id, message, ttl)
+        self._check_sizes(agent_id, [item])
+        try:
+            self._call(
+                "put_item",
+                TableName=self.table_name,
+                Item=_serialize(item),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **_newer_step_condition(message.step),
+            )
+        except ConditionFailedError as exc:
+            existing = exc.item or self._get(agent_id, message_sk(message.seq))
+            if existing is None:  # deleted meanwhile (the agent was deleted): nothing to reuse
+                raise StoreError(f"message {message.seq} of agent {agent_id!r} vanished") from exc
+            return _item_to_message(existing)
+        return None
+
+    def message_size(self, agent_id: str, message: Message, ttl: int | None) -> int:
+        """The size DynamoDB would count for ``message``'s item."""
+        return item_size(_serialize(_message_to_item(agent_id, message, ttl)))
+
+    def get_message(self, agent_id: str, seq: int, *, consistent: bool = False) -> Message | None:
+        """One message (eventually consistent unless asked), or ``None``."""
+        item = self._get(agent_id, message_sk(seq), consistent=consistent)
+        return None if item is None else _item_to_message(item)
+
+    def messages(
+        self, agent_id: str, *, first: int = 0, last: int | None = None, consistent: bool = True
+    ) -> list[Message]:
+        """Messages ``first..last`` (inclusive; to the end if ``last`` is None), in order."""
+        if first < 0:
+            raise ValueError(f"first: must be 0 or more, got {first}")
+        end = _MESSAGE_SK_END if last is None else message_sk(last)
+        items = self._query(
+            KeyConditionExpression="#pk = :pk AND #sk BETWEEN :from AND :to",
+            ExpressionAttributeValues=_values(
+                pk=agent_pk(agent_id), **{"from": message_sk(first), "to": end}
+            ),
+            ConsistentRead=consistent,
+        )
+        return [_item_to_message(item) for item in items]
+
+    def history(self, header: AgentHeader) -> History:
+        """What a plan step reads: the latest summary and the messages the header counts after it.
+
+        Both are read eventually consistently (half the read units); the messages must then be
+        exactly ``summary+1 .. message_count-1``, contiguous. If they are not (a write not yet
+        visible), both are read again strongly.
+        """
+        agent_id = header.agent_id
+        first = header.summary_upto_seq + 1
+        last = header.message_count - 1
+        for consistent in (False, True):
+            summary = None
+            if header.summary_upto_seq >= 0:
+                item = self._get(
+                    agent_id, summary_sk(header.summary_upto_seq), consistent=consistent
+                )
+                if item is None:
+                    continue
+                summary = _item_to_summary(item)
+            messages = (
+                self.messages(agent_id, first=first, last=last, consistent=consistent)
+                if last >= first
+                else []
+            )
+            if [m.seq for m in messages] == list(range(first, last + 1)):
+                return History(summary, messages, strong=consistent)
+        raise CorruptItemError(
+            f"agent {agent_id!r}: the header counts messages {first}..{last} "
+            "that a strongly consistent read does not find"
+        )
+
+    def page_messages(
+        self, agent_id: str, *, limit: int = 50, cursor: str | None = None, upto: int | None = None
+    ) -> tuple[list[Message], str | None]:
+        """One page of messages for the API (at most ``upto``), and the next cursor or ``None``."""
+        if not 1 <= limit <= _MAX_PAGE_LIMIT:
+            raise ValueError(f"limit: must be between 1 and {_MAX_PAGE_LIMIT}, got {limit}")
+        after_seq = -1 if cursor is None else _decode_cursor(cursor)
+        end = _MESSAGE_SK_END if upto is None else message_sk(upto)
+        # Ask for one more than the page: the extra item says whether another page exists.
+        response = self._call(
+            "query",
+            TableName=self.table_name,
+            ConsistentRead=True,
+            Limit=limit + 1,
+            KeyConditionExpression="#pk = :pk AND #sk BETWEEN :from AND :to",
+            ExpressionAttributeNames={"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+            ExpressionAttributeValues=_values(
+                pk=agent_pk(agent_id), **{"from": message_sk(after_seq + 1), "to": end}
+            ),
+        )
+        page = [_item_to_message(_deserialize(item)) for item in response["Items"]]
+        more = len(page) > limit or ("LastEvaluatedKey" in response and bool(page))
+        page = page[:limit]
+        return page, (_encode_cursor(page[-1].seq) if more else None)
+
+    # --- summaries ------------------------------------------------------------------------
+
+    def put_summary(self, agent_id: str, summary: Summary, ttl: int | None) -> None:
+        """Write a compaction summary (before the header that counts it)."""
+        item = _summary_to_item(agent_id, summary, ttl)
+        self._check_sizes(agent_id, [item])
+        self._call("put_item", TableName=self.table_name, Item=_serialize(item))
+
+    # --- tool calls -----------------------------------------------------------------------
+
+    def claim_tool(self, claim: ToolClaim, *, ttl: int | None) -> ToolClaim | None:
+        """Take a tool call: create its claim, or take an approved one; ``None`` if taken.
+
+        Returns the claim as written; ``None`` means another record is there (a live or dead
+        claim, or a rejection): read it with :meth:`get_claim`.
+        """
+        item = _claim_to_item(claim, ttl)
+        names = {"#sk": SORT_KEY, "#status": "status"}
+        assignments = []
+        values: dict[str, Any] = {":approved": {"S": ClaimStatus.APPROVED.value}}
+        for index, (name, value) in enumerate(sorted(item.items())):
+            if name in (PARTITION_KEY, SORT_KEY):
+                continue
+            names[f"#a{index}"] = name
+            values[f":v{index}"] = _serializer.serialize(value)
+            assignments.append(f"#a{index} = :v{index}")
+        try:
+            self._call(
+                "update_item",
+                TableName=self.table_name,
+                Key=_key(claim.agent_id, item[SORT_KEY]),
+                UpdateExpression="SET " + ", ".join(assignments),
+                ConditionExpression="attribute_not_exists(#sk) OR #status = :approved",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ConditionFailedError:
+            return None
+        return claim
+
+    def get_claim(self, agent_id: str, turn_seq: int, tool_use_id: str) -> ToolClaim | None:
+        """The claim record of one tool call (consistent read), or ``None``."""
+        item = self._get(agent_id, tool_sk(turn_seq, tool_use_id))
+        return None if item is None else _item_to_claim(item)
+
+    def claims(self, agent_id: str, turn_seq: int) -> list[ToolClaim]:
+        """Every claim record of one assistant turn's tool calls."""
+        items = self._query(
+            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
+            ExpressionAttributeValues=_values(pk=agent_pk(agent_id), prefix=tool_sk(turn_seq, "")),
+        )
+        return [_item_to_claim(item) for item in items]
+
+    def record_decision(self, claim: ToolClaim, *, ttl: int | None) -> bool:
+        """Record a person's approval or rejection of a call not yet claimed; ``False`` if it
+        was already decided or taken."""
+        item = _claim_to_item(claim, ttl)
+        self._check_sizes(claim.agent_id, [item])
+        try:
+            self._call(
+                "put_item",
+                TableName=self.table_name,
+                Item=_serialize(item),
+                ConditionExpression=f"attribute_not_exists({SORT_KEY})",
+            )
+        except ConditionFailedError:
+            return False
+        return True
+
+    # --- announcements --------------------------------------------------------------------
+
+    def claim_announcement(
+        self, agent_id: str, version: int, nonce: int, *, lease_seconds: float, ttl: int
+    ) -> bool | None:
+        """Take the right to announce header ``version``'s lifecycle event (at ``nonce``).
+
+        ``True``: this caller announces it (then calls :meth:`finish_announcement`); ``False``:
+        it was announced already; ``None``: another announcer holds it right now (retry later).
+        A claim whose announcer died (its lease passed) can be taken over.
+        """
+        now = state.utcnow().timestamp()
+        try:
+            self._call(
+                "update_item",
+                TableName=self.table_name,
+                Key=_key(agent_id, announce_sk(version, nonce)),
+                UpdateExpression="SET #status = :claimed, #lease = :until, #ttl = :ttl",
+                ConditionExpression="attribute_not_exists(#sk) OR "
+                "(#status = :claimed AND #lease < :now)",
+                ExpressionAttributeNames={
+                    "#sk": SORT_KEY,
+                    "#status": "status",
+                    "#lease": "leaseUntil",
+                    "#ttl": TTL_ATTRIBUTE,
+                },
+                ExpressionAttributeValues={
+                    ":claimed": {"S": "CLAIMED"},
+                    ":until": {"N": str(round(now + lease_seconds, 3))},
+                    ":now": {"N": str(round(now, 3))},
+                    ":ttl": {"N": str(ttl)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailedError as exc:
+            existing = exc.item or self._get(agent_id, announce_sk(version, nonce)) or {}
+            return False if existing.get("status") == "DONE" else None
+        return True
+
+    def finish_announcement(self, agent_id: str, version: int, nonce: int) -> None:
+        """Record that header ``version``'s lifecycle event (at ``nonce``) went out."""
+        self._call(
+            "update_item",
+            TableName=self.table_name,
+            Key=_key(agent_id, announce_sk(version, nonce)),
+            UpdateExpression="SET #status = :done",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":done": {"S": "DONE"}},
+        )
+
+    def release_announcement(self, agent_id: str, version: int, nonce: int) -> None:
+        """Give up a claim whose publish failed, so the retry need not wait out its lease."""
+        # A claim finished meanwhile (or never taken) fails the condition: nothing to give back.
+        with contextlib.suppress(ConditionFailedError):
+            self._call(
+                "update_item",
+                TableName=self.table_name,
+                Key=_key(agent_id, announce_sk(version, nonce)),
+                UpdateExpression="SET #lease = :zero",
+                ConditionExpression="#status = :claimed",
+                ExpressionAttributeNames={"#status": "status", "#lease": "leaseUntil"},
+                ExpressionAttributeValues={":claimed": {"S": "CLAIMED"}, ":zero": {"N": "0"}},
+            )
+
+    # --- reconciler -----------------------------------------------------------------------
+
+    def stale_agents(self, shard: str, *, updated_before: datetime) -> Iterator[AgentHeader]:
+        """Agents of one shard of the ``active`` index whose header is older than a moment."""
+        paginator = self.client.get_paginator("query")
+        with _dynamodb_errors():
+            for page in paginator.paginate(
+                TableName=self.table_name,
+                IndexName=Index.ACTIVE.value,
+                KeyConditionExpression="#shard = :shard AND #updatedAt < :before",
+                ExpressionAttributeNames={
+                    "#shard": HeaderAttr.ACTIVE_SHARD.value,
+                    "#updatedAt": HeaderAttr.UPDATED_AT.value,
+                },
+                ExpressionAttributeValues={
+                    ":shard": {"S": shard},
+                    ":before": {"S": _iso(updated_before)},
+                },
+            ):
+                for item in page["Items"]:
+                    yield _item_to_header(_deserialize(item))
+
+    def owned_agents(
+        self, owner: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[AgentHeader], str | None]:
+        """One page of an owner's agents, newest first, and the next cursor (or ``None``)."""
+        kwargs: dict[str, Any] = {}
+        if cursor is not None:
+            kwargs["ExclusiveStartKey"] = _decode_key(cursor)
+        response = self._call(
+            "query",
+            TableName=self.table_name,
+            IndexName=Index.OWNER.value,
+            KeyConditionExpression="#owner = :owner",
+            ExpressionAttributeNames={"#owner": HeaderAttr.OWNER.value},
+            ExpressionAttributeValues={":owner": {"S": owner}},
+            ScanIndexForward=False,
+            Limit=limit,
+            **kwargs,
+        )
+        headers = [_item_to_header(_deserialize(item)) for item in response["Items"]]
+        last = response.get("LastEvaluatedKey")
+        return headers, (_encode_key(last) if last else None)
+
     # --- invariants -----------------------------------------------------------------------
 
     def item_count(self, agent_id: str) -> dict[str, int]:
-        """How many items of each kind the agent has: META, MSG, TOOL, SUMMARY, and any other
-        prefix a toolset writes under the agent's partition."""
+        """How many items of each kind the agent has: META, INFO, MSG, TOOL, SUMMARY, and any
+        other prefix a toolset writes under the agent's partition."""
         prefixes = (MESSAGE_PREFIX, TOOL_PREFIX, SUMMARY_PREFIX)
-        counts = dict.fromkeys([META_SK, *(p.rstrip("#") for p in prefixes)], 0)
+        counts = dict.fromkeys([META_SK, INFO_SK, *(p.rstrip("#") for p in prefixes)], 0)
         for item in self._query(
             KeyConditionExpression="#pk = :pk",
             ExpressionAttributeValues=_values(pk=agent_pk(agent_id)),
@@ -434,55 +623,74 @@ class AgentStore:
 
     # --- private --------------------------------------------------------------------------
 
-    def _get(self, agent_id: str, sk: str) -> dict[str, Any] | None:
-        response = self.client.get_item(
-            TableName=self.table_name, Key=_key(agent_id, sk), ConsistentRead=True
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        with _dynamodb_errors():
+            return getattr(self.client, operation)(**kwargs)
+
+    def _get(self, agent_id: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        response = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key=_key(agent_id, sk),
+            ConsistentRead=consistent,
         )
         item = response.get("Item")
         return None if item is None else _deserialize(item)
 
-    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    def _query(self, *, ConsistentRead: bool = True, **kwargs: Any) -> Iterator[dict[str, Any]]:  # noqa: N803
         """Every item of one partition query, following ``LastEvaluatedKey`` page by page."""
         names = {"#pk": PARTITION_KEY, "#sk": SORT_KEY}
         paginator = self.client.get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self.table_name,
-            ConsistentRead=True,
-            ExpressionAttributeNames=names,
-            **kwargs,
-        ):
-            for item in page["Items"]:
-                yield _deserialize(item)
+        with _dynamodb_errors():
+            for page in paginator.paginate(
+                TableName=self.table_name,
+                ConsistentRead=ConsistentRead,
+                ExpressionAttributeNames=names,
+                **kwargs,
+            ):
+                for item in page["Items"]:
+                    yield _deserialize(item)
 
-    def _put(self, item: dict[str, Any], **condition: Any) -> dict[str, Any]:
-        """A ``Put`` action of a transaction; ``condition`` holds its expression parameters."""
-        return {"Put": {"TableName": self.table_name, "Item": _serialize(item), **condition}}
-
-    def _transact(
-        self, actions: list[dict[str, Any]], *, on_condition: Callable[[], StoreError]
-    ) -> None:
-        """Run one transaction; a failed condition becomes ``on_condition()``'s error."""
-        try:
-            self.client.transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            if _code(exc) != "TransactionCanceledException":
-                raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if _CONDITION_FAILED in reasons:
-                raise on_condition() from exc
-            raise StoreError(f"transaction cancelled: {reasons}") from exc
-
-    def _check_sizes(
-        self, agent_id: str, items: Sequence[dict[str, Any]], *, reserve: int = 0
-    ) -> None:
+    def _check_sizes(self, agent_id: str, items: Sequence[dict[str, Any]]) -> None:
         for item in items:
-            size = item_size(_serialize(item)) + reserve
+            size = item_size(_serialize(item))
             if size > self.max_item_bytes:
-                room = f" (with {reserve} bytes kept for its result)" if reserve else ""
                 raise ItemTooLargeError(
-                    f"item {item[SORT_KEY]} of agent {agent_id!r}: {size} bytes{room} is over "
-                    f"the limit of {self.max_item_bytes} bytes"
+                    f"item {item[SORT_KEY]} of agent {agent_id!r}: {size} bytes is over "
+                    f"the limit of {self.max_item_bytes} bytes",
+                    size=size,
+                    limit=self.max_item_bytes,
                 )
+
+
+@contextmanager
+def _dynamodb_errors() -> Iterator[None]:
+    """Translate boto3's DynamoDB errors (after its own retries) into the runtime's."""
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code == "ConditionalCheckFailedException":
+            old = exc.response.get("Item")
+            raise ConditionFailedError(
+                str(error.get("Message", code)), item=_deserialize(old) if old else None
+            ) from exc
+        if code == "TransactionCanceledException":
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
+                raise ConditionFailedError(f"transaction cancelled: {reasons}") from exc
+            if "ThrottlingError" in reasons or "TransactionConflict" in reasons:
+                raise StoreThrottledError(f"transaction cancelled: {reasons}") from exc
+            raise StoreError(f"transaction cancelled: {reasons}") from exc
+        if code in _THROTTLED or status == 429:
+            raise StoreThrottledError(f"{code}: {error.get('Message', '')}") from exc
+        if status >= 500:
+            raise StoreUnavailableError(f"{code}: {error.get('Message', '')}") from exc
+        raise StoreError(f"{code}: {error.get('Message', '')}") from exc
+    except BotoCoreError as exc:  # connection reset, read timeout: the write may have landed
+        raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
 
 
 # --- item sizes ---------------------------------------------------------------------------------
@@ -525,21 +733,26 @@ def _number_size(text: str) -> int:
     return min(21, (len(digits) + 1) // 2 + 1 + (1 if text.startswith("-") else 0))
 
 
-def _result_reserve(max_result_chars: int) -> int:
-    return max_result_chars + _MARKER_ROOM + _MAX_ERROR_BYTES + _FINISH_OVERHEAD
-
-
 # --- items <-> models ---------------------------------------------------------------------------
 
 
 def _header_to_item(header: AgentHeader) -> dict[str, Any]:
     item: dict[str, Any] = {PARTITION_KEY: agent_pk(header.agent_id), SORT_KEY: META_SK}
     for name, value in header.model_dump(exclude_none=True).items():
+        if name == "owner" and not value:
+            continue  # an index key cannot be an empty string: no owner, no entry in the index
+        if name in ("tool_uses", "awaiting_tools") and not value:
+            continue
         item[_HEADER_ATTRS[name]] = _attr(value)
-    if header.last_error is not None:
-        # Denormalised to the top level: the recovery state machine writes it there, too.
-        item[HeaderAttr.LAST_ERROR_TYPE.value] = header.last_error.error_type.value
+    # While the agent waits for the platform, it is in the reconciler's (sparse) index.
+    if header.status not in TERMINAL and header.status != state.Status.NEEDS_HUMAN:
+        item[HeaderAttr.ACTIVE_SHARD.value] = header.shard
     return item
+
+
+def header_from_image(image: Mapping[str, Any]) -> AgentHeader:
+    """The header in a stream record's image (DynamoDB JSON); ``CorruptItemError`` if it is not."""
+    return _item_to_header(_deserialize(image))
 
 
 def _item_to_header(item: Mapping[str, Any]) -> AgentHeader:
@@ -547,83 +760,125 @@ def _item_to_header(item: Mapping[str, Any]) -> AgentHeader:
     for attr, value in item.items():
         name = _HEADER_FIELDS.get(attr)
         if name is None or value is None:
-            continue
-        data[name] = _snake_keys(value) if isinstance(value, dict) else value
+            continue  # a field of a newer runtime, or a key
+        data[name] = _snake_keys(value) if name == "usage" and isinstance(value, dict) else value
+    data.setdefault("schema_version", 1)
     # An absent or NULL nextStep means "no step awaited", not the model's default (plan).
     data.setdefault("next_step", None)
-    return AgentHeader.model_validate(data)
+    return _parse(AgentHeader, data, item)
+
+
+# The info item must stay out of the owner index, whose keys are the header's owner/createdAt.
+_INFO_RENAMED = {"owner": "ownedBy", "created_at": "since"}
+
+
+def _info_to_item(info: AgentInfo, ttl: int | None) -> dict[str, Any]:
+    item: dict[str, Any] = {PARTITION_KEY: agent_pk(info.agent_id), SORT_KEY: INFO_SK}
+    for name, value in info.model_dump(exclude_none=True).items():
+        if value != "":
+            item[_INFO_RENAMED.get(name, to_camel(name))] = _attr(value)
+    item["schemaVersion"] = SCHEMA_VERSION
+    return _with_ttl(item, ttl)
+
+
+def _item_to_info(item: Mapping[str, Any]) -> AgentInfo:
+    renamed = {attr: name for name, attr in _INFO_RENAMED.items()}
+    data = {
+        renamed.get(attr, _to_snake(attr)): value
+        for attr, value in item.items()
+        if attr not in (PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE, "schemaVersion")
+    }
+    return _parse(AgentInfo, data, item)
 
 
 def _message_to_item(agent_id: str, message: Message, ttl: int | None) -> dict[str, Any]:
-    item = {
+    item: dict[str, Any] = {
         PARTITION_KEY: agent_pk(agent_id),
         SORT_KEY: message_sk(message.seq),
         "seq": message.seq,
         "role": message.role,
         "step": message.step,
+        "origin": message.origin.value,
         "createdAt": _iso(message.created_at),
         # A JSON string, not a map: tool inputs hold floats, which DynamoDB numbers would turn
         # into Decimals; JSON round-trips them exactly.
         "content": _json(message.to_converse()["content"]),
     }
+    if message.author:
+        item["author"] = message.author
+    if message.outcome is not None:
+        item["outcome"] = message.outcome.value
+    if message.tool_name:
+        item["toolName"] = message.tool_name
+    if message.stop_reason:
+        item["stopReason"] = message.stop_reason
     if message.usage is not None:
         item["usage"] = _attr(message.usage.model_dump())
     return _with_ttl(item, ttl)
 
 
 def _item_to_message(item: Mapping[str, Any]) -> Message:
-    return Message.model_validate(
+    try:
+        content = json.loads(item["content"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptItemError(f"message {item.get(SORT_KEY)}: content is not JSON") from exc
+    return _parse(
+        Message,
         {
-            "seq": item["seq"],
-            "role": item["role"],
-            "step": item["step"],
-            "created_at": item["createdAt"],
-            "content": json.loads(item["content"]),
-            "usage": _snake_keys(item["usage"]) if "usage" in item else None,
-        }
+            "seq": item.get("seq"),
+            "role": item.get("role"),
+            "step": item.get("step", 0),
+            "origin": item.get("origin", "caller" if item.get("role") == "user" else "model"),
+            "author": item.get("author"),
+            "outcome": item.get("outcome"),
+            "tool_name": item.get("toolName"),
+            "stop_reason": item.get("stopReason"),
+            "created_at": item.get("createdAt"),
+            "content": content,
+            "usage": _snake_keys(item["usage"]) if isinstance(item.get("usage"), dict) else None,
+        },
+        item,
     )
 
 
-def _tool_to_item(call: ToolInvocation, ttl: int | None) -> dict[str, Any]:
+def _claim_to_item(claim: ToolClaim, ttl: int | None) -> dict[str, Any]:
     item: dict[str, Any] = {
-        PARTITION_KEY: agent_pk(call.agent_id),
-        SORT_KEY: tool_sk(call.tool_use_id),
-        "agentId": call.agent_id,
-        "toolUseId": call.tool_use_id,
-        "name": call.name,
-        "input": _json(call.input),
-        "step": call.step,
-        "status": call.status.value,
-        "attempts": call.attempts,
-        "createdAt": _iso(call.created_at),
+        PARTITION_KEY: agent_pk(claim.agent_id),
+        SORT_KEY: tool_sk(claim.turn_seq, claim.tool_use_id),
+        "agentId": claim.agent_id,
+        "turnSeq": claim.turn_seq,
+        "toolUseId": claim.tool_use_id,
+        "name": claim.name,
+        "resultSeq": claim.result_seq,
+        "status": claim.status.value,
+        "createdAt": _iso(claim.created_at),
     }
-    optional = {
-        "result": None if call.result is None else _json(call.result),
-        "error": call.error,
-        "leaseUntil": None if call.lease_until is None else _epoch(call.lease_until),
-        "finishedAt": None if call.finished_at is None else _iso(call.finished_at),
-    }
-    item.update({k: v for k, v in optional.items() if v is not None})
+    if claim.lease_until is not None:
+        item["leaseUntil"] = _epoch(claim.lease_until)
+    if claim.decided_by:
+        item["decidedBy"] = claim.decided_by
+    if claim.reason:
+        item["reason"] = claim.reason
     return _with_ttl(item, ttl)
 
 
-def _item_to_tool(item: Mapping[str, Any]) -> ToolInvocation:
+def _item_to_claim(item: Mapping[str, Any]) -> ToolClaim:
     lease = item.get("leaseUntil")
-    return ToolInvocation.model_validate(
+    return _parse(
+        ToolClaim,
         {
-            "agent_id": item["agentId"],
-            "tool_use_id": item["toolUseId"],
-            "name": item["name"],
-            "input": json.loads(item["input"]),
-            "step": item["step"],
-            "status": item["status"],
-            "result": json.loads(item["result"]) if item.get("result") is not None else None,
-            "error": item.get("error"),
+            "agent_id": item.get("agentId"),
+            "turn_seq": item.get("turnSeq"),
+            "tool_use_id": item.get("toolUseId"),
+            "name": item.get("name"),
+            "result_seq": item.get("resultSeq"),
+            "status": item.get("status"),
             "lease_until": None if lease is None else datetime.fromtimestamp(lease, UTC),
-            "attempts": item.get("attempts", 0),
-            "created_at": item["createdAt"],
-            "finished_at": item.get("finishedAt"),
-        }
+            "decided_by": item.get("decidedBy"),
+            "reason": item.get("reason"),
+            "created_at": item.get("createdAt"),
+        },
+        item,
     )
 
 
@@ -633,17 +888,30 @@ def _summary_to_item(agent_id: str, summary: Summary, ttl: int | None) -> dict[s
         SORT_KEY: summary_sk(summary.upto_seq),
         "uptoSeq": summary.upto_seq,
         "text": summary.text,
+        "goal": summary.goal,
         "createdAt": _iso(summary.created_at),
     }
     return _with_ttl(item, ttl)
 
 
 def _item_to_summary(item: Mapping[str, Any]) -> Summary:
-    return Summary(upto_seq=item["uptoSeq"], text=item["text"], created_at=item["createdAt"])
+    return _parse(
+        Summary,
+        {
+            "upto_seq": item.get("uptoSeq"),
+            "text": item.get("text"),
+            "goal": item.get("goal", ""),
+            "created_at": item.get("createdAt"),
+        },
+        item,
+    )
 
 
-def _is_summary(item: Mapping[str, Any]) -> bool:
-    return str(item[SORT_KEY]).startswith(SUMMARY_PREFIX)
+def _parse(model: type[Any], data: Mapping[str, Any], item: Mapping[str, Any]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise CorruptItemError(f"item {item.get(SORT_KEY)}: {exc.errors()[0]['msg']}") from exc
 
 
 # --- small helpers ------------------------------------------------------------------------------
@@ -658,6 +926,14 @@ def _version_condition(expected_version: int) -> dict[str, Any]:
         "ConditionExpression": "#version = :expected",
         "ExpressionAttributeNames": {"#version": HeaderAttr.VERSION.value},
         "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+    }
+
+
+def _newer_step_condition(step: int) -> dict[str, Any]:
+    return {
+        "ConditionExpression": "attribute_not_exists(#sk) OR #step < :step",
+        "ExpressionAttributeNames": {"#sk": SORT_KEY, "#step": "step"},
+        "ExpressionAttributeValues": {":step": {"N": str(step)}},
     }
 
 
@@ -696,20 +972,26 @@ def _plain(value: Any) -> Any:
 
 
 def _attr(value: Any) -> Any:
-    """A model value as a header attribute: ISO-8601 times, enum values, camelCase map keys."""
+    """A model value as an attribute: ISO-8601 times, enum values, camelCase map keys."""
     if isinstance(value, datetime):
         return _iso(value)
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, float):
+        return Decimal(str(value))
     if isinstance(value, dict):
-        return {to_camel(k): _attr(v) for k, v in value.items()}
+        return {to_camel(k) if "_" in k else k: _attr(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_attr(v) for v in value]
     return value
 
 
+def _to_snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
 def _snake_keys(value: dict[str, Any]) -> dict[str, Any]:
-    return {to_snake(k): v for k, v in value.items()}
+    return {_to_snake(k): v for k, v in value.items()}
 
 
 def _with_ttl(item: dict[str, Any], ttl: int | None) -> dict[str, Any]:
@@ -732,33 +1014,6 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _bounded_json(value: dict[str, Any] | str, limit: int) -> str:
-    """JSON text of ``value``, at most ``limit`` plus a small marker room in bytes.
-
-    A longer value becomes a string: the head of its JSON text and ``...[truncated N chars]``.
-    """
-    # ensure_ascii: one character is one byte, so a limit in characters also bounds bytes.
-    text = json.dumps(value, separators=(",", ":"))
-    if len(text) <= limit:
-        return text
-    keep = limit
-    while True:
-        stored = json.dumps(f"{text[:keep]}...[truncated {len(text) - keep} chars]")
-        # Encoding the cut text escapes its quotes and backslashes: cut more until it fits.
-        over = len(stored) - (limit + _MARKER_ROOM)
-        if over <= 0 or keep == 0:
-            return stored
-        keep = max(0, keep - over)
-
-
-def _bounded_text(text: str, max_bytes: int) -> str:
-    encoded = text.encode()
-    if len(encoded) <= max_bytes:
-        return text
-    head = encoded[: max_bytes - _MARKER_ROOM].decode(errors="ignore")
-    return f"{head}...[truncated {len(text) - len(head)} chars]"
-
-
 def _encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
 
@@ -774,5 +1029,19 @@ def _decode_cursor(cursor: str) -> int:
     return seq
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+def _encode_key(key: Mapping[str, Any]) -> str:
+    raw = json.dumps(key, sort_keys=True, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_key(cursor: str) -> dict[str, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True))
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise ValueError(f"cursor: not a cursor this API returned ({exc})") from exc
+    if not isinstance(key, dict) or not all(
+        isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values()
+    ):
+        raise ValueError("cursor: not a cursor this API returned")
+    return key

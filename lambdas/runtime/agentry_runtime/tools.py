@@ -22,9 +22,9 @@ from functools import cached_property
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import to_jsonable_python
 
 from agentry_runtime.errors import ToolError, ToolInputError, ToolTimeoutError, UnknownToolError
+from agentry_runtime.sanitize import REPLACED_NOTE, bounded_text, json_safe, utf8_text
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "Tool", "ToolContext", "ToolOutcome", "ToolRegistry"]
 
@@ -60,16 +60,23 @@ class ToolContext:
 
 @dataclass(frozen=True)
 class ToolOutcome:
-    """The result of one call, as the content and status of a Converse ``toolResult``."""
+    """The result of one call, as the content and status of a Converse ``toolResult``.
+
+    ``timed_out``: the call did not finish within ``timeout`` seconds; it may still run.
+    Content and error are always JSON-safe, valid UTF-8 (see ``sanitize``).
+    """
 
     status: Literal["success", "error"]
     content: list[dict[str, Any]]
     error: str | None = None
+    timed_out: bool = False
+    timeout: float = 0.0
 
     @classmethod
     def failure(cls, message: str) -> ToolOutcome:
         """An error outcome whose text the model reads."""
-        return cls(status="error", content=[{"text": message}], error=message)
+        text = bounded_text(message, MAX_ERROR_CHARS)
+        return cls(status="error", content=[{"text": text}], error=text)
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,8 @@ class Tool:
 
 #: Timeout of a tool whose registry and agent set none.
 DEFAULT_TIMEOUT_SECONDS = 10.0
+#: Longest error text of a failed call that is kept (the model reads it; logs keep the rest).
+MAX_ERROR_CHARS = 4000
 
 
 class ToolRegistry:
@@ -208,21 +217,38 @@ class ToolRegistry:
             raise ToolInputError(f"invalid input for tool {name!r}: {problems}") from exc
 
     def execute(self, name: str, raw_input: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
-        """Validate and run one call within its timeout; tool faults become error outcomes."""
+        """Validate and run one call within its timeout; tool faults become error outcomes.
+
+        Whatever the tool returns or raises becomes a storable outcome (never an exception).
+        """
+        timeout = 0.0
         try:
             args = self.validate(name, raw_input)
             tool = self._tools[name]
-            result = _run_with_timeout(tool, self.timeout_of(name), args, ctx)
+            timeout = self.timeout_of(name)
+            result = _run_with_timeout(tool, timeout, args, ctx)
+        except ToolTimeoutError as exc:
+            return ToolOutcome(
+                status="error",
+                content=[{"text": str(exc)}],
+                error=str(exc),
+                timed_out=True,
+                timeout=timeout,
+            )
         except ToolError as exc:
             return ToolOutcome.failure(str(exc))
         except Exception as exc:
             # The model reads this message and may correct its call, so keep it as it is.
-            logger.info("tool %s failed: %s", name, exc, exc_info=True)
-            return ToolOutcome.failure(f"{type(exc).__name__}: {exc}")
+            logger.info("tool %s failed: %s", name, _safe_str(exc), exc_info=True)
+            return ToolOutcome.failure(f"{type(exc).__name__}: {_safe_str(exc)}")
         if isinstance(result, str):
-            return ToolOutcome(status="success", content=[{"text": result}])
+            text, changed = utf8_text(result)
+            content = [{"text": text}] + ([{"text": REPLACED_NOTE}] if changed else [])
+            return ToolOutcome(status="success", content=content)
         if isinstance(result, dict):
-            return ToolOutcome(status="success", content=[{"json": to_jsonable_python(result)}])
+            safe = json_safe(result)
+            content = [{"json": safe.value}] + ([{"text": REPLACED_NOTE}] if safe.replaced else [])
+            return ToolOutcome(status="success", content=content)
         return ToolOutcome.failure(
             f"tool {name!r} returned {type(result).__name__}; a tool must return a dict or a str"
         )
@@ -261,3 +287,12 @@ def _run_with_timeout(tool: Tool, timeout: float, args: BaseModel, ctx: ToolCont
         if future.done():  # the tool itself raised TimeoutError: report it as its own fault
             raise
         raise ToolTimeoutError(f"tool {tool.name!r} did not finish within {timeout:g} s") from None
+
+
+def _safe_str(exc: BaseException) -> str:
+    """``str(exc)``, even for an exception whose ``__str__`` raises or returns bad UTF-8."""
+    try:
+        text = str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} whose message could not be read>"
+    return bounded_text(text, MAX_ERROR_CHARS)

@@ -1,4 +1,8 @@
-"""An agent function: Lambda from the runtime bundle, its log group, role and (worker) queue."""
+"""An agent function: Lambda from the runtime bundle, its log group, role and event source.
+
+A function consumes an SQS queue (the worker) or the state table's DynamoDB stream (the
+announcer), always reporting partial batch failures; or nothing (api, reconciler).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from agentry_platform.lib.iam import (
 from agentry_platform.lib.naming import lambda_log_group_name, physical_name
 from agentry_runtime.contract import Handler
 
-__all__ = ["AgentFunction", "AgentFunctionArgs", "QueueSource"]
+__all__ = ["AgentFunction", "AgentFunctionArgs", "QueueSource", "StreamSource"]
 
 
 @dataclass
@@ -32,6 +36,28 @@ class QueueSource:
     queue_arn: pulumi.Input[str]
     batch_size: int
     max_concurrency: int
+
+
+@dataclass
+class StreamSource:
+    """A DynamoDB stream the function consumes in order, per shard, with bounded retries.
+
+    Lambda retries a failed batch from the first failed record (``ReportBatchItemFailures``),
+    splits it to isolate a bad record (``bisect``), gives up after ``max_retries`` or once a
+    record is ``max_record_age_seconds`` old, and then sends the batch's metadata (shard and
+    sequence numbers, not the records) to ``failure_queue_arn``
+    (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html).
+    """
+
+    stream_arn: pulumi.Input[str]
+    failure_queue_arn: pulumi.Input[str]
+    batch_size: int = 100
+    max_batching_window_seconds: int = 0
+    max_retries: int = 10
+    max_record_age_seconds: int = 6 * 3600
+    parallelization_factor: int = 1
+    #: EventBridge-style patterns on the record: only these invoke the function.
+    filters: Sequence[str] = ()
 
 
 @dataclass
@@ -54,6 +80,7 @@ class AgentFunctionArgs:
     architecture: Literal["arm64", "x86_64"] = "arm64"
     kms_key_arn: pulumi.Input[str] | None = None
     queue: QueueSource | None = None
+    stream: StreamSource | None = None
 
 
 class AgentFunction(pulumi.ComponentResource):
@@ -138,6 +165,37 @@ class AgentFunction(pulumi.ComponentResource):
                 scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
                     maximum_concurrency=args.queue.max_concurrency
                 ),
+                tags=tags,
+                opts=child,
+            )
+        if args.stream is not None:
+            stream = args.stream
+            self.mapping = aws.lambda_.EventSourceMapping(
+                f"{name}-stream-mapping",
+                event_source_arn=stream.stream_arn,
+                function_name=self.function.arn,
+                # Every record since the mapping exists: nothing committed before it is skipped.
+                starting_position="TRIM_HORIZON",
+                batch_size=stream.batch_size,
+                maximum_batching_window_in_seconds=stream.max_batching_window_seconds,
+                parallelization_factor=stream.parallelization_factor,
+                bisect_batch_on_function_error=True,
+                maximum_retry_attempts=stream.max_retries,
+                maximum_record_age_in_seconds=stream.max_record_age_seconds,
+                function_response_types=["ReportBatchItemFailures"],
+                destination_config=aws.lambda_.EventSourceMappingDestinationConfigArgs(
+                    on_failure=aws.lambda_.EventSourceMappingDestinationConfigOnFailureArgs(
+                        destination_arn=stream.failure_queue_arn
+                    )
+                ),
+                filter_criteria=aws.lambda_.EventSourceMappingFilterCriteriaArgs(
+                    filters=[
+                        aws.lambda_.EventSourceMappingFilterCriteriaFilterArgs(pattern=pattern)
+                        for pattern in stream.filters
+                    ]
+                )
+                if stream.filters
+                else None,
                 tags=tags,
                 opts=child,
             )

@@ -45,8 +45,9 @@ class OperationsArgs:
     api_function_name: pulumi.Input[str]
     worker_timeout_seconds: int
     state_machine_arn: pulumi.Input[str]
-    bus_name: pulumi.Input[str]
-    rule_names: Sequence[pulumi.Input[str]]
+    #: ``(bus name, rule name)`` of every rule whose deliveries are watched (``default`` for a
+    #: rule of the account's default bus, such as a schedule).
+    rules: Sequence[tuple[pulumi.Input[str], pulumi.Input[str]]]
     models: Sequence[str]
     tags: Mapping[str, str]
 
@@ -69,9 +70,8 @@ class Operations(pulumi.ComponentResource):
             args.worker_function_name,
             args.api_function_name,
             args.state_machine_arn,
-            args.bus_name,
             pulumi.Output.all(*args.dead_letter_queue_names.values()),
-            pulumi.Output.all(*args.rule_names),
+            pulumi.Output.all(*[pulumi.Output.all(bus, rule) for bus, rule in args.rules]),
         ).apply(
             lambda a: json.dumps(
                 dashboard_body(
@@ -79,12 +79,11 @@ class Operations(pulumi.ComponentResource):
                         region=args.region,
                         steps_queue=a[0],
                         dead_letter_queues=dict(
-                            zip(args.dead_letter_queue_names, a[5], strict=True)
+                            zip(args.dead_letter_queue_names, a[4], strict=True)
                         ),
                         functions={"worker": a[1], "api": a[2]},
                         state_machine_arn=a[3],
-                        bus=a[4],
-                        rules=list(a[6]),
+                        rules=[(bus, rule) for bus, rule in a[5]],
                         models=list(args.models),
                     )
                 ),
@@ -109,7 +108,7 @@ class Operations(pulumi.ComponentResource):
                 threshold=stuck_after_seconds(args.worker_timeout_seconds),
             )
         )
-        for index, rule in enumerate(args.rule_names):
+        for index, (bus, rule) in enumerate(args.rules):
             alarms.append(
                 self._alarm(
                     f"failed-invocations-{index}",
@@ -118,7 +117,7 @@ class Operations(pulumi.ComponentResource):
                     namespace="AWS/Events",
                     metric="FailedInvocations",
                     statistic="Sum",
-                    dimensions={"EventBusName": args.bus_name, "RuleName": rule},
+                    dimensions={"EventBusName": bus, "RuleName": rule},
                 )
             )
         alarms.append(self._worker_failures())

@@ -23,19 +23,18 @@ from agentry_platform.lib.naming import physical_name
 from agentry_platform.lib.patterns import error_pattern
 from agentry_platform.lib.recovery_definition import recovery_definition
 
-__all__ = ["RecoveryWorkflow", "RecoveryWorkflowArgs"]
+__all__ = ["RecoveryStateMachine", "RecoveryStateMachineArgs"]
 
 
 @dataclass
-class RecoveryWorkflowArgs:
-    """Inputs of :class:`RecoveryWorkflow`."""
+class RecoveryStateMachineArgs:
+    """Inputs of :class:`RecoveryStateMachine`."""
 
     stack: str
     account_id: pulumi.Input[str]
     table_name: pulumi.Input[str]
     table_arn: pulumi.Input[str]
     bus_name: pulumi.Input[str]
-    bus_arn: pulumi.Input[str]
     events_dlq_arn: pulumi.Input[str]
     topic_arn: pulumi.Input[str]
     max_attempts: int
@@ -46,7 +45,7 @@ class RecoveryWorkflowArgs:
     kms_key_arn: pulumi.Input[str] | None = None
 
 
-class RecoveryWorkflow(pulumi.ComponentResource):
+class RecoveryStateMachine(pulumi.ComponentResource):
     """State machine, its minimal role, logs, the error rule that starts it, and its grant to
     publish on the human topic."""
 
@@ -55,9 +54,17 @@ class RecoveryWorkflow(pulumi.ComponentResource):
     role_arn: pulumi.Output[str]
 
     def __init__(
-        self, name: str, args: RecoveryWorkflowArgs, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: RecoveryStateMachineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("agentry:workflow:RecoveryWorkflow", name, None, opts)
+        # Renamed from agentry:workflow:RecoveryWorkflow; the alias keeps a deployed stack's
+        # resources (their URNs derive from this type) instead of replacing them.
+        opts = pulumi.ResourceOptions.merge(
+            opts,
+            pulumi.ResourceOptions(
+                aliases=[pulumi.Alias(type_="agentry:workflow:RecoveryWorkflow")]
+            ),
+        )
+        super().__init__("agentry:recovery:RecoveryStateMachine", name, None, opts)
         child = named(self)
         machine_name = physical_name(args.stack, "recovery")
         self.log_group = aws.cloudwatch.LogGroup(
@@ -85,13 +92,9 @@ class RecoveryWorkflow(pulumi.ComponentResource):
             name=physical_name(args.stack, "recovery-policy"),
             role=self.role.id,
             policy=json_output(
-                pulumi.Output.all(
-                    args.table_arn, args.bus_arn, args.topic_arn, args.kms_key_arn
-                ).apply(
+                pulumi.Output.all(args.table_arn, args.topic_arn, args.kms_key_arn).apply(
                     lambda a: policy_document(
-                        recovery_statements(
-                            table_arn=a[0], bus_arn=a[1], topic_arn=a[2], key_arn=a[3]
-                        )
+                        recovery_statements(table_arn=a[0], topic_arn=a[1], key_arn=a[2])
                     )
                 )
             ),
@@ -109,12 +112,11 @@ class RecoveryWorkflow(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        definition = pulumi.Output.all(args.table_name, args.bus_name, args.topic_arn).apply(
+        definition = pulumi.Output.all(args.table_name, args.topic_arn).apply(
             lambda a: json.dumps(
                 recovery_definition(
                     table_name=a[0],
-                    bus_name=a[1],
-                    topic_arn=a[2],
+                    topic_arn=a[1],
                     max_attempts=args.max_attempts,
                     delay_seconds=args.delay_seconds,
                     backoff_rate=args.backoff_rate,

@@ -10,7 +10,7 @@ import pulumi_aws as aws
 
 from agentry_platform.components._options import protected
 from agentry_platform.lib.naming import physical_name
-from agentry_runtime.contract import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from agentry_runtime.contract import INDEX_KEYS, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 
 __all__ = ["AgentTable", "AgentTableArgs"]
 
@@ -27,10 +27,12 @@ class AgentTableArgs:
 
 
 class AgentTable(pulumi.ComponentResource):
-    """On-demand DynamoDB table with TTL, encryption and, per config, PITR and protection."""
+    """On-demand DynamoDB table with TTL, encryption, the runtime's indexes, and a stream of every
+    change (old and new images: the announcer's input); PITR and protection per config."""
 
     name: pulumi.Output[str]
     arn: pulumi.Output[str]
+    stream_arn: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: AgentTableArgs, opts: pulumi.ResourceOptions | None = None
@@ -43,9 +45,29 @@ class AgentTable(pulumi.ComponentResource):
             hash_key=PARTITION_KEY,
             range_key=SORT_KEY,
             attributes=[
-                aws.dynamodb.TableAttributeArgs(name=PARTITION_KEY, type="S"),
-                aws.dynamodb.TableAttributeArgs(name=SORT_KEY, type="S"),
+                aws.dynamodb.TableAttributeArgs(name=name, type="S")
+                for name in dict.fromkeys(
+                    [PARTITION_KEY, SORT_KEY, *(key for _, h, r in INDEX_KEYS for key in (h, r))]
+                )
             ],
+            # Sparse and small: only headers carry these keys, so only headers are indexed.
+            global_secondary_indexes=[
+                aws.dynamodb.TableGlobalSecondaryIndexArgs(
+                    name=index.value,
+                    key_schemas=[
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=hash_key, key_type="HASH"
+                        ),
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=range_key, key_type="RANGE"
+                        ),
+                    ],
+                    projection_type="ALL",
+                )
+                for index, hash_key, range_key in INDEX_KEYS
+            ],
+            stream_enabled=True,
+            stream_view_type="NEW_AND_OLD_IMAGES",
             ttl=aws.dynamodb.TableTtlArgs(attribute_name=TTL_ATTRIBUTE, enabled=True),
             # Always encrypted at rest and said so in the graph: with the CMK when configured,
             # else (no key ARN) with the AWS managed key aws/dynamodb.
@@ -62,4 +84,5 @@ class AgentTable(pulumi.ComponentResource):
         )
         self.name = self.table.name
         self.arn = self.table.arn
-        self.register_outputs({"name": self.name, "arn": self.arn})
+        self.stream_arn = self.table.stream_arn
+        self.register_outputs({"name": self.name, "arn": self.arn, "streamArn": self.stream_arn})

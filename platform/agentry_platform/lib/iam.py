@@ -15,10 +15,12 @@ __all__ = [
     "LOGS_DELIVERY_ACTIONS",
     "XRAY_ACTIONS",
     "Statement",
+    "announcer_statements",
     "api_statements",
     "assume_role_policy",
     "bus_policy",
     "deny_insecure_transport",
+    "index_arn",
     "key_policy",
     "kms_statements",
     "lambda_logs_statements",
@@ -26,6 +28,7 @@ __all__ = [
     "policy_document",
     "queue_send_policy",
     "queue_tls_policy",
+    "reconciler_statements",
     "recovery_statements",
     "rule_arn",
     "statement",
@@ -36,13 +39,20 @@ __all__ = [
 
 Statement = dict[str, Any]
 
-#: Table actions the runtime uses; TransactWriteItems is authorised per item action.
+#: Table actions of the api; TransactWriteItems is authorised per item action.
 TABLE_ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:Query",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:ConditionCheckItem",
+)
+#: Table actions of the worker: steps need no transaction (see ``agentry_runtime.store``).
+WORKER_TABLE_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
 )
 #: X-Ray actions have no resource-level permissions: ``*`` is the only valid resource.
 XRAY_ACTIONS = (
@@ -131,18 +141,24 @@ def kms_statements(key_arn: str | None) -> list[Statement]:
     return [statement("UseDataKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key_arn])]
 
 
+def index_arn(table_arn: str, index: str) -> str:
+    """ARN of a global secondary index of a table."""
+    return f"{table_arn}/index/{index}"
+
+
 def worker_statements(
     *,
     table_arn: str,
-    bus_arn: str,
     queue_arn: str,
     bedrock: Sequence[Statement],
     key_arn: str | None,
 ) -> list[Statement]:
-    """What the worker needs: its table, bus and queue, the allowed models, the key."""
+    """What the worker needs: its table, its queue, the allowed models, the key.
+
+    It never publishes: its commits are announced from the table's stream.
+    """
     return [
-        statement("AgentTable", TABLE_ACTIONS, [table_arn]),
-        statement("PublishEvents", ["events:PutEvents"], [bus_arn]),
+        statement("AgentTable", WORKER_TABLE_ACTIONS, [table_arn]),
         statement(
             "ConsumeSteps",
             [
@@ -158,24 +174,74 @@ def worker_statements(
     ]
 
 
-def api_statements(*, table_arn: str, bus_arn: str, key_arn: str | None) -> list[Statement]:
-    """What the api function needs: its table (with idempotency records) and the bus."""
-    # Powertools' idempotency layer deletes its record when the handler fails, so a client
-    # retry can run again: the api alone also needs DeleteItem.
+def api_statements(*, table_arn: str, owner_index: str, key_arn: str | None) -> list[Statement]:
+    """What the api function needs: its table (with idempotency records), the owner index."""
     return [
-        statement("AgentTable", [*TABLE_ACTIONS, "dynamodb:DeleteItem"], [table_arn]),
-        statement("PublishEvents", ["events:PutEvents"], [bus_arn]),
+        # Creating an agent is one transaction (checked per item action); Powertools'
+        # idempotency layer deletes its record when the handler fails, and DELETE /agents/{id}
+        # removes an agent's items in batches.
+        statement(
+            "AgentTable",
+            [*TABLE_ACTIONS, "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"],
+            [table_arn],
+        ),
+        statement("ListOwnAgents", ["dynamodb:Query"], [index_arn(table_arn, owner_index)]),
         *kms_statements(key_arn),
     ]
 
 
-def recovery_statements(
-    *, table_arn: str, bus_arn: str, topic_arn: str, key_arn: str | None
+def announcer_statements(
+    *,
+    table_arn: str,
+    stream_arn: str,
+    bus_arn: str,
+    failure_queue_arn: str,
+    key_arn: str | None,
 ) -> list[Statement]:
-    """The recovery state machine's role: read/update headers, publish, notify, log, trace."""
+    """The announcer: read the table's stream, claim announcements, publish, record failures."""
+    return [
+        statement(
+            "ReadStream",
+            [
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams",
+            ],
+            [stream_arn],
+        ),
+        statement("ClaimAnnouncements", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
+        statement("PublishEvents", ["events:PutEvents"], [bus_arn]),
+        # The event source mapping sends what it gives up on with the function's role.
+        statement("RecordFailures", ["sqs:SendMessage"], [failure_queue_arn]),
+        *kms_statements(key_arn),
+    ]
+
+
+def reconciler_statements(
+    *, table_arn: str, active_index: str, dead_letter_queue_arn: str, key_arn: str | None
+) -> list[Statement]:
+    """The reconciler: sweep the active index, poke headers, drain the step dead letters."""
+    return [
+        statement("SweepActiveAgents", ["dynamodb:Query"], [index_arn(table_arn, active_index)]),
+        statement(
+            "PokeAgents",
+            ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            [table_arn],
+        ),
+        statement(
+            "DrainDeadLetters",
+            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
+            [dead_letter_queue_arn],
+        ),
+        *kms_statements(key_arn),
+    ]
+
+
+def recovery_statements(*, table_arn: str, topic_arn: str, key_arn: str | None) -> list[Statement]:
+    """The recovery state machine's role: read and update headers, notify, log, trace."""
     return [
         statement("AgentHeader", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
-        statement("PublishEvents", ["events:PutEvents"], [bus_arn]),
         statement("NotifyHumans", ["sns:Publish"], [topic_arn]),
         *kms_statements(key_arn),
         statement("DeliverLogs", LOGS_DELIVERY_ACTIONS, ["*"]),

@@ -181,6 +181,13 @@ def role_key_use(kind: str) -> RoleKeyUse:
             calls=("kms:GenerateDataKey", "kms:Decrypt"),
             source="https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
         )
+    if kind == "send-sqs":
+        return RoleKeyUse(
+            why="sends to an encrypted queue",
+            calls=("kms:GenerateDataKey", "kms:Decrypt"),
+            source="https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/"
+            "sqs-key-management.html#send-to-encrypted-queue",
+        )
     if kind == "consume-sqs":
         return RoleKeyUse(
             why="receives from an encrypted queue",

@@ -44,8 +44,8 @@ class OperationsNames:
     dead_letter_queues: Mapping[str, str]
     functions: Mapping[str, str]
     state_machine_arn: str
-    bus: str
-    rules: Sequence[str]
+    #: ``(bus name, rule name)`` of each rule (``default`` for the account's default bus).
+    rules: Sequence[tuple[str, str]]
     models: Sequence[str]
 
 
@@ -225,8 +225,8 @@ def dashboard_body(names: OperationsNames) -> dict[str, Any]:
         _widget(
             "Event deliveries",
             [
-                _metric("AWS/Events", name, {"EventBusName": names.bus, "RuleName": rule})
-                for rule in names.rules
+                _metric("AWS/Events", name, {"EventBusName": bus, "RuleName": rule})
+                for bus, rule in names.rules
                 for name in ("Invocations", "FailedInvocations")
             ],
             region,

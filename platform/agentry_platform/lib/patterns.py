@@ -1,22 +1,39 @@
-"""EventBridge event patterns as pure functions, built from the runtime's contract."""
+"""Event patterns as pure functions, built from the runtime's contract.
+
+EventBridge rule patterns route the announcer's events; the announcer's event source mapping
+filters the table's stream with the same pattern language
+(https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from agentry_runtime.contract import EVENT_SOURCE, RECOVERY_SOURCE, DetailType
+from agentry_runtime.contract import EVENT_SOURCE, META_SK, SORT_KEY, DetailType
 
-__all__ = ["error_pattern", "step_pattern"]
+__all__ = ["approval_pattern", "error_pattern", "header_changes_pattern", "step_pattern"]
 
 
 def step_pattern() -> dict[str, Any]:
-    """Step requests from the runtime and from recovery: routed to the step queue."""
-    return {
-        "source": [EVENT_SOURCE, RECOVERY_SOURCE],
-        "detail-type": [DetailType.STEP_REQUESTED.value],
-    }
+    """Step requests (only the announcer puts them): routed to the step queue."""
+    return {"source": [EVENT_SOURCE], "detail-type": [DetailType.STEP_REQUESTED.value]}
 
 
 def error_pattern() -> dict[str, Any]:
-    """Agent errors from the runtime: they start the recovery state machine."""
+    """Agent errors: they start the recovery state machine."""
     return {"source": [EVENT_SOURCE], "detail-type": [DetailType.AGENT_ERROR.value]}
+
+
+def approval_pattern() -> dict[str, Any]:
+    """Calls waiting for a person's approval: routed to the human topic."""
+    return {"source": [EVENT_SOURCE], "detail-type": [DetailType.AGENT_NEEDS_APPROVAL.value]}
+
+
+def header_changes_pattern() -> list[dict[str, Any]]:
+    """The stream records the announcer takes: headers written (inserted or modified)."""
+    return [
+        {
+            "eventName": ["INSERT", "MODIFY"],
+            "dynamodb": {"Keys": {SORT_KEY: {"S": [META_SK]}}},
+        }
+    ]

@@ -1,9 +1,19 @@
 """The recovery state machine's definition (Amazon States Language) as a pure function.
 
-Input is the ``Agent Error`` EventBridge event itself (``$.detail.agentId``, ``.step``,
-``.errorType``, ``.message``). Only direct service integrations are used, so the recovery path
-has no code of its own to fail: ``dynamodb:getItem``/``updateItem``, ``events:putEvents`` and
-``sns:publish``.
+Started by an ``Agent Error`` event, it trusts only the event's ids: it reads the failure from
+the agent's header (status, step, error type, attempts: only those attributes, so the goal never
+enters the execution history) and acts only if the header is still in the failure the event
+names. A forged, stale or duplicate event therefore changes nothing and notifies nobody.
+
+- a retryable error with attempts left: wait (exponential backoff), then request a new plan by
+  updating the header (status ``RECOVERING``, step + 1, next step ``plan``); the announcer turns
+  that commit into the step event, like any other;
+- otherwise, or if that update fails: park the agent (``NEEDS_HUMAN``) and notify the human
+  topic with typed fields only; if even parking fails, a human is still notified, and the
+  execution fails (an alarm watches failed executions).
+
+Only direct service integrations are used (``dynamodb:getItem``/``updateItem``,
+``sns:publish``), so the recovery path has no code of its own to fail.
 """
 
 from __future__ import annotations
@@ -11,34 +21,38 @@ from __future__ import annotations
 from typing import Any
 
 from agentry_runtime.contract import (
+    FAILURES,
     META_SK,
-    NEEDS_HUMAN_STATUS,
     PARTITION_KEY,
-    RECOVERING_STATUS,
-    RECOVERY_SOURCE,
     RETRYABLE_ERRORS,
-    SCHEMA_VERSION,
     SORT_KEY,
-    DetailType,
     HeaderAttr,
+    Status,
     StepKind,
 )
 
-__all__ = ["MAX_BACKOFF_SECONDS", "NOTIFICATION_SUBJECT", "backoff_delays", "recovery_definition"]
+__all__ = [
+    "MAX_BACKOFF_SECONDS",
+    "NOTIFICATION_SUBJECT",
+    "NOTIFICATION_TEXT",
+    "backoff_delays",
+    "recovery_definition",
+]
 
 NOTIFICATION_SUBJECT = "Agentry: an agent needs a human"
+#: What the notification says besides its typed fields; the error's public message and the
+#: conversation are read through the API by someone allowed to.
+NOTIFICATION_TEXT = "An agent needs a human: read it with GET /agents/{agentId}, then resume it."
 #: Longest single recovery wait.
 MAX_BACKOFF_SECONDS = 3600
 
 _GET_ITEM = "arn:aws:states:::dynamodb:getItem"
 _UPDATE_ITEM = "arn:aws:states:::dynamodb:updateItem"
-_PUT_EVENTS = "arn:aws:states:::events:putEvents"
 _PUBLISH = "arn:aws:states:::sns:publish"
 
 _STALE = "DynamoDB.ConditionalCheckFailedException"
 # Throttling and server-side errors of each integration, as Step Functions names them
-# ("<Service>.<ErrorCode>"); a failed PutEvents entry (throttled or internal) is
-# EventBridge.FailedEntry. Client errors such as a failed condition are never retried.
+# ("<Service>.<ErrorCode>"). Client errors such as a failed condition are never retried.
 _TRANSIENT: dict[str, list[str]] = {
     "dynamodb": [
         "DynamoDB.ProvisionedThroughputExceededException",
@@ -47,11 +61,6 @@ _TRANSIENT: dict[str, list[str]] = {
         "DynamoDB.InternalServerErrorException",
         "DynamoDB.AmazonDynamoDBException",
     ],
-    "events": [
-        "EventBridge.FailedEntry",
-        "EventBridge.InternalException",
-        "EventBridge.ThrottlingException",
-    ],
     "sns": [
         "SNS.ThrottledException",
         "SNS.InternalErrorException",
@@ -59,6 +68,13 @@ _TRANSIENT: dict[str, list[str]] = {
     ],
 }
 _RETRY_ATTEMPTS = 4
+#: The header attributes the machine reads; nothing else of the agent enters its history.
+_READ = (
+    HeaderAttr.STATUS,
+    HeaderAttr.STEP,
+    HeaderAttr.RECOVERY_ATTEMPTS,
+    HeaderAttr.LAST_ERROR_TYPE,
+)
 
 
 def _retry(service: str) -> list[dict[str, Any]]:
@@ -94,20 +110,34 @@ def _names(*attrs: HeaderAttr) -> dict[str, str]:
     return {f"#{attr.value}": attr.value for attr in attrs}
 
 
-def _step_condition() -> dict[str, Any]:
+def _still_failed() -> tuple[str, dict[str, Any]]:
+    """The condition that the header is still in the failure this execution acts on."""
     # The item stores numbers as DynamoDB N (a decimal string); the event carries a JSON number.
-    return {":step": {"N.$": "States.Format('{}', $.detail.step)"}}
+    return (
+        "#step = :step AND #status = :failed",
+        {
+            ":step": {"N.$": "States.Format('{}', $.detail.step)"},
+            ":failed": {"S.$": "$.header.status"},
+        },
+    )
 
 
 def _load_agent(table_name: str) -> dict[str, Any]:
     return {
         "Type": "Task",
-        "Comment": "Read the agent's header to learn its current step and recovery attempts.",
+        "Comment": "Read only what recovery needs of the agent's header.",
         "Resource": _GET_ITEM,
-        "Parameters": {"TableName": table_name, "Key": _key(), "ConsistentRead": True},
+        "Parameters": {
+            "TableName": table_name,
+            "Key": _key(),
+            "ConsistentRead": True,
+            "ProjectionExpression": ", ".join(f"#{attr.value}" for attr in _READ),
+            "ExpressionAttributeNames": _names(*_READ),
+        },
         "ResultPath": "$.agent",
         "Retry": _retry("dynamodb"),
-        "Catch": _catch(stale=False, fallback="MarkNeedsHuman"),
+        # Nothing is known of the agent: stop (the execution fails, an alarm watches failures).
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "RecoveryFailed", "ResultPath": None}],
         "Next": "AgentExists",
     }
 
@@ -118,13 +148,15 @@ def _read_header(attempts: str | int) -> dict[str, Any]:
     )
     return {
         "Type": "Pass",
-        "Comment": "Turn the item's DynamoDB numbers into JSON numbers.",
+        "Comment": "The header's failure, as JSON values (DynamoDB numbers are strings).",
         "Parameters": {
             "step.$": f"States.StringToJson($.agent.Item.{HeaderAttr.STEP.value}.N)",
+            "status.$": f"$.agent.Item.{HeaderAttr.STATUS.value}.S",
+            "errorType.$": f"$.agent.Item.{HeaderAttr.LAST_ERROR_TYPE.value}.S",
             **attempts_field,
         },
         "ResultPath": "$.header",
-        "Next": "SameStep",
+        "Next": "StillFailed",
     }
 
 
@@ -136,66 +168,36 @@ def _record_attempt(table_name: str) -> dict[str, Any]:
         HeaderAttr.NEXT_STEP,
         HeaderAttr.UPDATED_AT,
         HeaderAttr.RECOVERY_ATTEMPTS,
-        HeaderAttr.LAST_ERROR_TYPE,
+        HeaderAttr.ACTIVE_SHARD,
+        HeaderAttr.SHARD,
+        HeaderAttr.RUNNER_UNTIL,
     )
+    condition, values = _still_failed()
     return {
         "Type": "Task",
-        "Comment": "Count the attempt and move the agent to a fresh plan step, if nothing moved.",
+        "Comment": "Request a new plan: the announcer publishes the step of this commit.",
         "Resource": _UPDATE_ITEM,
         "Parameters": {
             "TableName": table_name,
             "Key": _key(),
             "UpdateExpression": (
                 "SET #status = :recovering, #step = #step + :one, #version = #version + :one, "
-                "#nextStep = :plan, #updatedAt = :now, #lastErrorType = :errorType "
-                "ADD #recoveryAttempts :one"
+                "#nextStep = :plan, #updatedAt = :now, #activeShard = #shard "
+                "ADD #recoveryAttempts :one REMOVE #runnerUntil"
             ),
-            "ConditionExpression": "#step = :step",
+            "ConditionExpression": condition,
             "ExpressionAttributeNames": _names(*attrs),
             "ExpressionAttributeValues": {
-                ":recovering": {"S": RECOVERING_STATUS},
+                ":recovering": {"S": Status.RECOVERING.value},
                 ":one": {"N": "1"},
                 ":plan": {"S": StepKind.PLAN.value},
                 ":now": {"S.$": "$$.State.EnteredTime"},
-                ":errorType": {"S.$": "$.detail.errorType"},
-                **_step_condition(),
+                **values,
             },
-            "ReturnValues": "UPDATED_NEW",
-        },
-        "ResultSelector": {
-            "step.$": f"States.StringToJson($.Attributes.{HeaderAttr.STEP.value}.N)",
-        },
-        "ResultPath": "$.updated",
-        "Retry": _retry("dynamodb"),
-        "Catch": _catch(stale=True, fallback="MarkNeedsHuman"),
-        "Next": "RequestStep",
-    }
-
-
-def _request_step(bus_name: str) -> dict[str, Any]:
-    return {
-        "Type": "Task",
-        "Comment": "Ask the worker for a new plan step (the step is a JSON number).",
-        "Resource": _PUT_EVENTS,
-        "Parameters": {
-            "Entries": [
-                {
-                    "EventBusName": bus_name,
-                    "Source": RECOVERY_SOURCE,
-                    "DetailType": DetailType.STEP_REQUESTED.value,
-                    "Detail": {
-                        "schemaVersion": SCHEMA_VERSION,
-                        "agentId.$": "$.detail.agentId",
-                        "step.$": "$.updated.step",
-                        "kind": StepKind.PLAN.value,
-                        "reason": "recovery",
-                    },
-                }
-            ]
         },
         "ResultPath": None,
-        "Retry": _retry("events"),
-        "Catch": _catch(stale=False, fallback="MarkNeedsHuman"),
+        "Retry": _retry("dynamodb"),
+        "Catch": _catch(stale=True, fallback="MarkNeedsHuman"),
         "End": True,
     }
 
@@ -206,57 +208,58 @@ def _mark_needs_human(table_name: str) -> dict[str, Any]:
         HeaderAttr.STEP,
         HeaderAttr.VERSION,
         HeaderAttr.UPDATED_AT,
-        HeaderAttr.LAST_ERROR_TYPE,
+        HeaderAttr.ACTIVE_SHARD,
+        HeaderAttr.RUNNER_UNTIL,
     )
+    condition, values = _still_failed()
     return {
         "Type": "Task",
-        "Comment": "Park the agent for a human, if it is still at the failed step.",
+        "Comment": "Park the agent for a human, if it is still in the failure of this event.",
         "Resource": _UPDATE_ITEM,
         "Parameters": {
             "TableName": table_name,
             "Key": _key(),
             "UpdateExpression": (
-                "SET #status = :needsHuman, #version = #version + :one, #updatedAt = :now, "
-                "#lastErrorType = :errorType"
+                "SET #status = :needsHuman, #version = #version + :one, #updatedAt = :now "
+                "REMOVE #activeShard, #runnerUntil"
             ),
-            # A duplicate error event finds the agent already parked and stops quietly, so the
-            # humans hear about each stuck agent once.
-            "ConditionExpression": "#step = :step AND #status <> :needsHuman",
+            # A duplicate, stale or forged event finds the agent elsewhere and stops quietly,
+            # so humans hear about each stuck agent once.
+            "ConditionExpression": condition,
             "ExpressionAttributeNames": _names(*attrs),
             "ExpressionAttributeValues": {
-                ":needsHuman": {"S": NEEDS_HUMAN_STATUS},
+                ":needsHuman": {"S": Status.NEEDS_HUMAN.value},
                 ":one": {"N": "1"},
                 ":now": {"S.$": "$$.State.EnteredTime"},
-                ":errorType": {"S.$": "$.detail.errorType"},
-                **_step_condition(),
+                **values,
             },
         },
         "ResultPath": None,
         "Retry": _retry("dynamodb"),
         # Even if the header cannot be written, a human must still hear about the agent.
-        "Catch": _catch(stale=True, fallback="DescribeProblem"),
+        "Catch": _catch(stale=True, fallback="NotifyUnparked"),
         "Next": "DescribeProblem",
     }
 
 
-def _describe_problem() -> dict[str, Any]:
+def _describe() -> dict[str, Any]:
     return {
         "Type": "Pass",
-        "Comment": "The notification a human reads.",
+        "Comment": "The notification a human reads: ids and typed fields only (no payloads).",
         "Parameters": {
             "agentId.$": "$.detail.agentId",
-            "step.$": "$.detail.step",
-            "errorType.$": "$.detail.errorType",
-            "message.$": "$.detail.message",
-            "status": NEEDS_HUMAN_STATUS,
+            "step.$": "$.header.step",
+            "errorType.$": "$.header.errorType",
+            "status": Status.NEEDS_HUMAN.value,
+            "message": NOTIFICATION_TEXT,
         },
         "ResultPath": "$.notification",
         "Next": "NotifyHuman",
     }
 
 
-def _notify_human(topic_arn: str) -> dict[str, Any]:
-    return {
+def _notify(topic_arn: str, next_state: str | None) -> dict[str, Any]:
+    state: dict[str, Any] = {
         "Type": "Task",
         "Comment": "Tell the humans subscribed to the topic.",
         "Resource": _PUBLISH,
@@ -267,37 +270,13 @@ def _notify_human(topic_arn: str) -> dict[str, Any]:
         },
         "ResultPath": None,
         "Retry": _retry("sns"),
-        "Catch": _catch(stale=False, fallback="NotificationFailed"),
-        "Next": "AnnounceNeedsHuman",
+        "Catch": _catch(stale=False, fallback="RecoveryFailed"),
     }
-
-
-def _announce_needs_human(bus_name: str) -> dict[str, Any]:
-    return {
-        "Type": "Task",
-        "Comment": "Publish Agent Needs Human for any other listener.",
-        "Resource": _PUT_EVENTS,
-        "Parameters": {
-            "Entries": [
-                {
-                    "EventBusName": bus_name,
-                    "Source": RECOVERY_SOURCE,
-                    "DetailType": DetailType.AGENT_NEEDS_HUMAN.value,
-                    "Detail": {
-                        "schemaVersion": SCHEMA_VERSION,
-                        "agentId.$": "$.detail.agentId",
-                        "step.$": "$.detail.step",
-                        "errorType.$": "$.detail.errorType",
-                        "message.$": "$.detail.message",
-                    },
-                }
-            ]
-        },
-        "ResultPath": None,
-        "Retry": _retry("events"),
-        "Catch": _catch(stale=False, fallback="NotificationFailed"),
-        "End": True,
-    }
+    if next_state is None:
+        state["End"] = True
+    else:
+        state["Next"] = next_state
+    return state
 
 
 def backoff_delays(delay_seconds: int, backoff_rate: float, max_attempts: int) -> list[int]:
@@ -311,7 +290,6 @@ def backoff_delays(delay_seconds: int, backoff_rate: float, max_attempts: int) -
 def recovery_definition(
     *,
     table_name: str,
-    bus_name: str,
     topic_arn: str,
     max_attempts: int,
     delay_seconds: int,
@@ -346,7 +324,6 @@ def recovery_definition(
             },
             **backoffs,
             "RecordAttempt": _record_attempt(table_name),
-            "RequestStep": _request_step(bus_name),
         }
     attempts_path = f"$.agent.Item.{HeaderAttr.RECOVERY_ATTEMPTS.value}.N"
     return {
@@ -358,19 +335,34 @@ def recovery_definition(
                 "Type": "Choice",
                 "Choices": [
                     {"Variable": "$.agent.Item", "IsPresent": False, "Next": "AgentMovedOn"},
+                    {
+                        "Variable": f"$.agent.Item.{HeaderAttr.LAST_ERROR_TYPE.value}.S",
+                        "IsPresent": False,
+                        "Next": "AgentMovedOn",
+                    },
                     {"Variable": attempts_path, "IsPresent": True, "Next": "ReadHeader"},
                 ],
                 "Default": "ReadFirstHeader",
             },
             "ReadHeader": _read_header(f"States.StringToJson({attempts_path})"),
             "ReadFirstHeader": _read_header(0),
-            "SameStep": {
+            "StillFailed": {
                 "Type": "Choice",
-                "Comment": "A header past the failed step means a later event already won.",
+                "Comment": "Act only on an agent still in the failure this event names.",
                 "Choices": [
                     {
-                        "Variable": "$.header.step",
-                        "NumericEqualsPath": "$.detail.step",
+                        "And": [
+                            {
+                                "Variable": "$.header.step",
+                                "NumericEqualsPath": "$.detail.step",
+                            },
+                            {
+                                "Or": [
+                                    {"Variable": "$.header.status", "StringEquals": status.value}
+                                    for status in sorted(FAILURES)
+                                ]
+                            },
+                        ],
                         "Next": "IsRetryable",
                     }
                 ],
@@ -378,11 +370,11 @@ def recovery_definition(
             },
             "IsRetryable": {
                 "Type": "Choice",
-                "Comment": "Choose on the typed error, never on its message.",
+                "Comment": "Choose on the header's typed error, never on a message.",
                 "Choices": [
                     {
                         "Or": [
-                            {"Variable": "$.detail.errorType", "StringEquals": error.value}
+                            {"Variable": "$.header.errorType", "StringEquals": error.value}
                             for error in RETRYABLE_ERRORS
                         ],
                         "Next": "HasAttemptsLeft" if backoffs else "MarkNeedsHuman",
@@ -392,17 +384,30 @@ def recovery_definition(
             },
             **retry_path,
             "MarkNeedsHuman": _mark_needs_human(table_name),
-            "DescribeProblem": _describe_problem(),
-            "NotifyHuman": _notify_human(topic_arn),
-            "AnnounceNeedsHuman": _announce_needs_human(bus_name),
+            "DescribeProblem": _describe(),
+            "NotifyHuman": _notify(topic_arn, None),
+            "NotifyUnparked": {
+                "Type": "Pass",
+                "Comment": "Parking failed: tell a human anyway, then fail the execution.",
+                "Parameters": {
+                    "agentId.$": "$.detail.agentId",
+                    "step.$": "$.detail.step",
+                    "errorType.$": "$.header.errorType",
+                    "status": "UNPARKED",
+                    "message": "Recovery could not park this agent; look at it now.",
+                },
+                "ResultPath": "$.notification",
+                "Next": "NotifyUnparkedHuman",
+            },
+            "NotifyUnparkedHuman": _notify(topic_arn, "RecoveryFailed"),
             "AgentMovedOn": {
                 "Type": "Succeed",
-                "Comment": "The agent is gone or already past the failed step: nothing to do.",
+                "Comment": "The agent is gone or no longer in this failure: nothing to do.",
             },
-            "NotificationFailed": {
+            "RecoveryFailed": {
                 "Type": "Fail",
-                "Error": "Agentry.NotificationFailed",
-                "Cause": "Could not notify a human about an agent that needs one.",
+                "Error": "Agentry.RecoveryFailed",
+                "Cause": "Recovery could not act on an agent, or could not tell a human.",
             },
         },
     }

@@ -20,6 +20,7 @@ from agentry_policies.rules._exposure import check_public, public_schema
 
 QUEUE = "aws:sqs/queue:Queue"
 _REDRIVE_RESOURCE = "aws:sqs/redrivePolicy:RedrivePolicy"
+_EVENT_SOURCE_MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 _EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
 _SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 
@@ -84,12 +85,16 @@ def _check_encryption(args: ResourceValidationArgs, _config: Mapping[str, Any]) 
 
 
 def _dead_letter_targets(resources: list[PolicyResource]) -> list[tuple[PolicyResource, str, Any]]:
-    """(owner, input, DLQ ARN) for every queue redrive, event target and SNS subscription DLQ."""
+    """(owner, input, DLQ ARN) for every queue redrive, event target and SNS subscription DLQ,
+    and every event source mapping's on-failure destination (a stream consumer's DLQ)."""
     targets = list(_redrives(resources).values())
     for owner in resources:
         if owner.resource_type == _EVENT_TARGET:
             arn = _props.peek(owner.props, "deadLetterConfig", "arn")
             targets.append((owner, "deadLetterConfig", arn))
+        elif owner.resource_type == _EVENT_SOURCE_MAPPING:
+            arn = _props.peek(owner.props, "destinationConfig", "onFailure", "destinationArn")
+            targets.append((owner, "destinationConfig.onFailure", arn))
         elif owner.resource_type == _SUBSCRIPTION:
             arn = _dead_letter_arn(_props.peek(owner.props, "redrivePolicy"))
             targets.append((owner, "redrivePolicy", arn))

@@ -46,10 +46,10 @@ from agentry_runtime.prompts import system_prompt
 from agentry_runtime.settings import LoopSettings
 from agentry_runtime.state import (
     AgentHeader,
+    AgentInfo,
     Message,
     Status,
     TextBlock,
-    ToolInvocation,
     ToolResult,
     ToolResultBlock,
     ToolUse,
@@ -68,7 +68,6 @@ GOAL = "Keep a travel log: look up every flight of the week and write one note p
 #: A day to date prompts with, so figures do not change from one day to the next.
 TODAY = date(2026, 1, 5)
 _NO_COMPACTION = 10**9
-_CHUNK = 90  # messages per seeding transaction (TransactWriteItems takes 100 actions)
 
 
 class NoteInput(BaseModel):
@@ -171,12 +170,7 @@ class _Bench:
             model=self.client,
             settings=LoopSettings(max_steps=10_000, token_budget=token_budget),
         )
-        return AgentLoop(
-            store=store,
-            agents=AgentCatalog.of(agent),
-            publisher=self.publisher,
-            today=lambda: TODAY,
-        )
+        return AgentLoop(store=store, agents=AgentCatalog.of(agent), today=lambda: TODAY)
 
 
 def measure(lengths: list[int], token_budget: int) -> dict[int, LengthFigures]:
@@ -260,39 +254,20 @@ def _history(length: int) -> list[Message]:
 
 def _seed(store: AgentStore, agent_id: str, history: list[Message]) -> AgentHeader:
     """Store an agent whose history is ``history``, waiting for its next step."""
-    header = AgentHeader(
-        agent_id=agent_id, goal=GOAL, message_count=1, runtime_version="bench", model_id=MODEL_ID
+    header = AgentHeader(agent_id=agent_id, agent="bench", message_count=1)
+    info = AgentInfo(
+        agent_id=agent_id, agent="bench", goal=GOAL, model_id=MODEL_ID, runtime_version="bench"
     )
-    store.create(header, history[0])
+    store.create(header, info, history[0])
+    for message in history[1:]:
+        store.put_step_message(agent_id, message, None)
     last = history[-1]
-    pending = last.tool_uses()
-    for start in range(1, len(history), _CHUNK):
-        chunk = history[start : start + _CHUNK]
-        final = start + _CHUNK >= len(history)
-        update: dict[str, Any] = {"message_count": start + len(chunk), "step": chunk[-1].step + 1}
-        calls: list[ToolInvocation] = []
-        if final and pending:
-            update |= {
-                "status": Status.TOOL_EXECUTION_PENDING,
-                "next_step": StepKind.ACT,
-                "pending_tool_use_ids": [u.tool_use_id for u in pending],
-            }
-            calls = [
-                ToolInvocation(
-                    agent_id=agent_id,
-                    tool_use_id=u.tool_use_id,
-                    name=u.name,
-                    input=u.input,
-                    step=last.step,
-                )
-                for u in pending
-            ]
-        elif final:
-            update |= {"status": Status.TOOL_EXECUTION_SUCCESS, "next_step": StepKind.PLAN}
-        header = store.commit(
-            header.version, header.model_copy(update=update), messages=chunk, tool_calls=calls
-        )
-    return header
+    update: dict[str, Any] = {"message_count": len(history), "step": last.step + 1}
+    if last.tool_uses():
+        update |= {"status": Status.TOOL_EXECUTION_PENDING, "next_step": StepKind.ACT}
+    else:
+        update |= {"status": Status.TOOL_EXECUTION_SUCCESS, "next_step": StepKind.PLAN}
+    return store.commit(header.version, header.model_copy(update=update))
 
 
 # --- the baseline -------------------------------------------------------------------------------
@@ -353,7 +328,7 @@ def _baseline_step(bench: _Bench, table: str, agent_id: str) -> Iterator[dict[st
     state["metadata"]["invocationCount"] += 1
     bench.dynamodb.put_item(TableName=table, Item=_item(state))  # no condition, as sketched
     step = StepRequested(agent_id=agent_id, step=state["metadata"]["invocationCount"], kind="plan")
-    bench.publisher.publish(DetailType.STEP_REQUESTED, step)
+    bench.publisher.publish_one(DetailType.STEP_REQUESTED, step)
 
 
 def _item(document: dict[str, Any]) -> dict[str, Any]:

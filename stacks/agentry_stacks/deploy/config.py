@@ -42,13 +42,16 @@ __all__ = [
     "PROJECT",
     "AgentDefinition",
     "AgentSettings",
+    "AnnouncerSettings",
     "ApiSettings",
+    "ApprovalSettings",
     "ConfigError",
     "EnvironmentConfig",
     "FunctionSettings",
     "InferenceProfile",
     "ModelClientSettings",
     "Problem",
+    "ReconcilerConfig",
     "RecoverySettings",
     "ResolvedProfile",
     "WorkerSettings",
@@ -329,6 +332,62 @@ class ApiSettings(FunctionSettings):
     )
 
 
+class AnnouncerSettings(FunctionSettings):
+    """The announcer function and its DynamoDB stream event source."""
+
+    memory_mb: int = Field(default=256, alias="memoryMb", ge=128, le=10240)
+    timeout_seconds: int = Field(default=60, alias="timeoutSeconds", ge=10, le=900)
+    batch_size: int = Field(
+        default=100, alias="batchSize", ge=1, le=1000, description="Stream records per invocation."
+    )
+    max_record_age_seconds: int = Field(
+        default=6 * 3600,
+        alias="maxRecordAgeSeconds",
+        ge=60,
+        le=86_400,
+        description="A record older than this goes to the on-failure queue (the reconciler's).",
+    )
+    max_retries: int = Field(
+        default=10, alias="maxRetries", ge=0, le=10_000, description="Retries of a failed batch."
+    )
+
+
+class ReconcilerConfig(FunctionSettings):
+    """The reconciler function and its schedule."""
+
+    memory_mb: int = Field(default=256, alias="memoryMb", ge=128, le=10240)
+    timeout_seconds: int = Field(default=120, alias="timeoutSeconds", ge=10, le=900)
+    schedule_minutes: int = Field(
+        default=5, alias="scheduleMinutes", ge=1, le=1440, description="How often it runs."
+    )
+    stale_after_seconds: int = Field(
+        default=900,
+        alias="staleAfterSeconds",
+        ge=60,
+        le=86_400,
+        description="An agent with no progress this long is announced again.",
+    )
+    max_redrives: int = Field(
+        default=3,
+        alias="maxRedrives",
+        ge=0,
+        le=20,
+        description="Re-drives of a dead-lettered step before the agent goes to a human.",
+    )
+
+
+class ApprovalSettings(_Settings):
+    """How long a person has to decide on calls that need approval."""
+
+    window_seconds: int = Field(
+        default=86_400,
+        alias="windowSeconds",
+        ge=60,
+        le=30 * 86_400,
+        description="Unanswered approvals count as rejected after this.",
+    )
+
+
 class RecoverySettings(_Settings):
     """How the recovery state machine retries a failed agent before asking a human."""
 
@@ -509,6 +568,15 @@ class EnvironmentConfig(_Settings):
         default_factory=list, alias="alarmEmails", description="Subscribed to the alarm topic."
     )
     recovery: RecoverySettings = Field(description="The recovery state machine's retries.")
+    announcer: AnnouncerSettings = Field(
+        default_factory=AnnouncerSettings, description="The announcer and its stream source."
+    )
+    reconciler: ReconcilerConfig = Field(
+        default_factory=ReconcilerConfig, description="The reconciler and its schedule."
+    )
+    approvals: ApprovalSettings = Field(
+        default_factory=ApprovalSettings, description="Approval of tool calls by a person."
+    )
     agent: AgentSettings = Field(description="Stack-wide defaults of every agent definition.")
     agents: list[AgentDefinition] = Field(
         min_length=1, description="The agents this stack runs (prompt, toolsets, model, limits)."

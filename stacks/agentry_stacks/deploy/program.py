@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,27 +11,44 @@ import pulumi
 import pulumi_aws as aws
 
 from agentry_platform.bundle import Bundle, Source, build_bundle
+from agentry_platform.components._helpers import dead_letter_queue
+from agentry_platform.components._json import json_output
 from agentry_platform.components.alarms import Alarms, AlarmsArgs
 from agentry_platform.components.bus import EventBus, EventBusArgs, EventRule, EventRuleArgs
-from agentry_platform.components.function import AgentFunction, AgentFunctionArgs, QueueSource
+from agentry_platform.components.function import (
+    AgentFunction,
+    AgentFunctionArgs,
+    QueueSource,
+    StreamSource,
+)
 from agentry_platform.components.http_api import HttpApi, HttpApiArgs
 from agentry_platform.components.keys import EncryptionKey, EncryptionKeyArgs
 from agentry_platform.components.operations import Operations, OperationsArgs
 from agentry_platform.components.queue import StepQueue, StepQueueArgs
 from agentry_platform.components.recovery_state_machine import (
-    RecoveryWorkflow,
-    RecoveryWorkflowArgs,
+    RecoveryStateMachine,
+    RecoveryStateMachineArgs,
 )
+from agentry_platform.components.schedule import Schedule, ScheduleArgs
 from agentry_platform.components.table import AgentTable, AgentTableArgs
 from agentry_platform.components.toolset import Toolset, ToolsetArgs
 from agentry_platform.components.topic import NotificationTopic, NotificationTopicArgs
 from agentry_platform.lib.bedrock import InferenceProfileGrant, bedrock_statements
-from agentry_platform.lib.iam import Statement, api_statements, rule_arn, worker_statements
+from agentry_platform.lib.iam import (
+    Statement,
+    announcer_statements,
+    api_statements,
+    queue_tls_policy,
+    reconciler_statements,
+    rule_arn,
+    worker_statements,
+)
 from agentry_platform.lib.kms import KeyPath
 from agentry_platform.lib.naming import physical_name, stack_tags
-from agentry_platform.lib.patterns import step_pattern
-from agentry_runtime.contract import AGENTS_FILE_NAME, Env, Handler
+from agentry_platform.lib.patterns import header_changes_pattern, step_pattern
+from agentry_runtime.contract import AGENTS_FILE_NAME, Env, Handler, Index
 from agentry_runtime.settings import FunctionSettings as RuntimeSettings
+from agentry_runtime.settings import ReconcilerSettings
 from agentry_stacks.deploy.agents import ResolvedAgents, resolve_agents
 from agentry_stacks.deploy.config import ConfigError, EnvironmentConfig, FunctionSettings, Problem
 from agentry_stacks.deploy.toolsets import Distribution, fill_placeholders
@@ -220,7 +238,7 @@ def run(config: EnvironmentConfig) -> None:
         EventRuleArgs(
             stack=stack,
             suffix=_STEP_RULE,
-            description="Step requests (runtime and recovery) go to the step queue",
+            description="Step requests go to the step queue",
             bus_name=bus.name,
             pattern=step_pattern(),
             target_arn=steps.arn,
@@ -240,25 +258,23 @@ def run(config: EnvironmentConfig) -> None:
         raise ConfigError(
             [Problem(_AGENTS, f"a toolset sets the platform's {sorted(platform_names)}")]
         )
-    worker_environment = {**environment, **toolset_environment}
     profiles = [
         InferenceProfileGrant(id=p.id, model=p.model, regions=p.regions, kind=p.kind)
         for p in config.resolved_profiles()
     ]
     worker_policy = pulumi.Output.all(
-        table.arn, bus.arn, steps.arn, account_id, key_arn, toolset_statements
+        table.arn, steps.arn, account_id, key_arn, toolset_statements
     ).apply(
         lambda a: [
             *worker_statements(
                 table_arn=a[0],
-                bus_arn=a[1],
-                queue_arn=a[2],
+                queue_arn=a[1],
                 bedrock=bedrock_statements(
-                    region=config.region, account_id=a[3], models=config.models, profiles=profiles
+                    region=config.region, account_id=a[2], models=config.models, profiles=profiles
                 ),
-                key_arn=a[4],
+                key_arn=a[3],
             ),
-            *a[5],
+            *a[4],
         ]
     )
 
@@ -267,10 +283,12 @@ def run(config: EnvironmentConfig) -> None:
         handler: Handler,
         settings: FunctionSettings,
         statements: pulumi.Input[Sequence[Statement]],
-        environment: Mapping[str, pulumi.Input[str]],
+        variables: Mapping[str, pulumi.Input[str]],
+        *,
         queue: QueueSource | None = None,
+        stream: StreamSource | None = None,
     ) -> AgentFunction:
-        # Both functions run the same bundle with the same settings; only these differ.
+        # Every function runs the same bundle with the same settings; only these differ.
         return AgentFunction(
             name,
             AgentFunctionArgs(
@@ -283,12 +301,13 @@ def run(config: EnvironmentConfig) -> None:
                 timeout_seconds=settings.timeout_seconds,
                 reserved_concurrency=settings.reserved_concurrency,
                 log_retention_days=config.log_retention_days,
-                environment=environment,
+                environment=variables,
                 statements=statements,
                 runtime=config.lambda_runtime,
                 architecture=config.lambda_architecture,
                 kms_key_arn=key_arn,
                 queue=queue,
+                stream=stream,
                 tags=tags,
             ),
         )
@@ -298,15 +317,15 @@ def run(config: EnvironmentConfig) -> None:
         Handler.WORKER,
         config.worker,
         worker_policy,
-        worker_environment,
-        QueueSource(
+        {**environment, **toolset_environment},
+        queue=QueueSource(
             queue_arn=steps.arn,
             batch_size=config.worker.batch_size,
             max_concurrency=config.worker.max_concurrency,
         ),
     )
-    api_policy = pulumi.Output.all(table.arn, bus.arn, key_arn).apply(
-        lambda a: api_statements(table_arn=a[0], bus_arn=a[1], key_arn=a[2])
+    api_policy = pulumi.Output.all(table.arn, key_arn).apply(
+        lambda a: api_statements(table_arn=a[0], owner_index=Index.OWNER.value, key_arn=a[1])
     )
     api_function = agent_function("api", Handler.API, config.api, api_policy, environment)
     api = HttpApi(
@@ -323,6 +342,79 @@ def run(config: EnvironmentConfig) -> None:
         ),
     )
 
+    # The outbox: the table's stream feeds the announcer, the only publisher on the bus.
+    announcer_failures = dead_letter_queue(
+        "announcer-failures",
+        stack=stack,
+        suffix="announcer-failures",
+        kms_key_arn=key_arn,
+        tags=tags,
+        parent=table,
+    )
+    aws.sqs.QueuePolicy(
+        "announcer-failures-policy",
+        queue_url=announcer_failures.url,
+        policy=json_output(
+            announcer_failures.arn.apply(lambda arn: queue_tls_policy(queue_arn=arn))
+        ),
+        # One policy per queue: its replacement must not be created before the old one goes.
+        opts=pulumi.ResourceOptions(parent=table, delete_before_replace=True),
+    )
+    announcer_policy = pulumi.Output.all(
+        table.arn, table.stream_arn, bus.arn, announcer_failures.arn, key_arn
+    ).apply(
+        lambda a: announcer_statements(
+            table_arn=a[0], stream_arn=a[1], bus_arn=a[2], failure_queue_arn=a[3], key_arn=a[4]
+        )
+    )
+    announcer = agent_function(
+        "announcer",
+        Handler.ANNOUNCER,
+        config.announcer,
+        announcer_policy,
+        environment,
+        stream=StreamSource(
+            stream_arn=table.stream_arn,
+            failure_queue_arn=announcer_failures.arn,
+            batch_size=config.announcer.batch_size,
+            max_retries=config.announcer.max_retries,
+            max_record_age_seconds=config.announcer.max_record_age_seconds,
+            filters=[json.dumps(pattern, sort_keys=True) for pattern in header_changes_pattern()],
+        ),
+    )
+
+    reconciler_environment = _reconciler_environment(config, environment, steps.dlq.url)
+    reconciler_policy = pulumi.Output.all(table.arn, steps.dlq_arn, key_arn).apply(
+        lambda a: reconciler_statements(
+            table_arn=a[0],
+            active_index=Index.ACTIVE.value,
+            dead_letter_queue_arn=a[1],
+            key_arn=a[2],
+        )
+    )
+    reconciler = agent_function(
+        "reconciler",
+        Handler.RECONCILER,
+        config.reconciler,
+        reconciler_policy,
+        reconciler_environment,
+    )
+    reconcile_schedule = Schedule(
+        "reconcile",
+        ScheduleArgs(
+            stack=stack,
+            suffix="reconcile",
+            description="Re-announce stalled agents, re-drive dead-lettered steps",
+            schedule_expression=f"rate({config.reconciler.schedule_minutes} minutes)"
+            if config.reconciler.schedule_minutes > 1
+            else "rate(1 minute)",
+            function_arn=reconciler.arn,
+            function_name=reconciler.name,
+            dlq_arn=bus.dlq_arn,
+            tags=tags,
+        ),
+    )
+
     humans = NotificationTopic(
         "humans",
         NotificationTopicArgs(
@@ -335,15 +427,14 @@ def run(config: EnvironmentConfig) -> None:
             tags=tags,
         ),
     )
-    recovery = RecoveryWorkflow(
+    recovery = RecoveryStateMachine(
         "recovery",
-        RecoveryWorkflowArgs(
+        RecoveryStateMachineArgs(
             stack=stack,
             account_id=account_id,
             table_name=table.name,
             table_arn=table.arn,
             bus_name=bus.name,
-            bus_arn=bus.arn,
             events_dlq_arn=bus.dlq_arn,
             topic_arn=humans.arn,
             max_attempts=config.recovery.max_attempts,
@@ -354,8 +445,8 @@ def run(config: EnvironmentConfig) -> None:
             tags=tags,
         ),
     )
-    # Only the platform's own publishers may put agentry.* events on the bus (issue #11).
-    bus.restrict_publishers([worker.role_arn, api_function.role_arn, recovery.role_arn])
+    # Only the announcer may put agentry.* events on the bus: every writer only commits.
+    bus.restrict_publishers([announcer.role_arn])
     # CloudWatch cannot publish to a topic under the AWS managed SNS key (its key policy does not
     # admit cloudwatch.amazonaws.com): a stack without a key of its own gets one for its alarms.
     alarm_key_arn = key_arn
@@ -390,9 +481,17 @@ def run(config: EnvironmentConfig) -> None:
         AlarmsArgs(
             stack=stack,
             topic_arn=alarm_topic.arn,
-            dlq_names={"steps": steps.dlq.name, "events": bus.dlq.name},
+            dlq_names={
+                "steps": steps.dlq.name,
+                "events": bus.dlq.name,
+                "announcer": announcer_failures.name,
+            },
             # The worker's alarm is Operations' worker-failures: failed records and errors.
-            function_names={"api": api_function.name},
+            function_names={
+                "api": api_function.name,
+                "announcer": announcer.name,
+                "reconciler": reconciler.name,
+            },
             state_machine_arn=recovery.arn,
             tags=tags,
         ),
@@ -404,13 +503,20 @@ def run(config: EnvironmentConfig) -> None:
             region=config.region,
             topic_arn=alarm_topic.arn,
             steps_queue_name=steps.queue.name,
-            dead_letter_queue_names={"steps": steps.dlq.name, "events": bus.dlq.name},
+            dead_letter_queue_names={
+                "steps": steps.dlq.name,
+                "events": bus.dlq.name,
+                "announcer": announcer_failures.name,
+            },
             worker_function_name=worker.name,
             api_function_name=api_function.name,
             worker_timeout_seconds=config.worker.timeout_seconds,
             state_machine_arn=recovery.arn,
-            bus_name=bus.name,
-            rule_names=[step_rule.rule.name, recovery.error_rule.rule.name],
+            rules=[
+                (bus.name, step_rule.rule.name),
+                (bus.name, recovery.error_rule.rule.name),
+                ("default", reconcile_schedule.rule.name),
+            ],
             models=sorted({limits.model for limits in agents.limits().values()}),
             tags=tags,
         ),
@@ -421,6 +527,7 @@ def run(config: EnvironmentConfig) -> None:
     pulumi.export("eventBusArn", bus.arn)
     pulumi.export("tableName", table.name)
     pulumi.export("tableArn", table.arn)
+    pulumi.export("tableStreamArn", table.stream_arn)
     pulumi.export("stepQueueUrl", steps.url)
     pulumi.export("stepQueueArn", steps.arn)
     pulumi.export("humanTopicArn", humans.arn)
@@ -429,9 +536,28 @@ def run(config: EnvironmentConfig) -> None:
     pulumi.export("recoveryStateMachineName", recovery.name)
     pulumi.export("workerFunctionName", worker.name)
     pulumi.export("apiFunctionName", api_function.name)
+    pulumi.export("announcerFunctionName", announcer.name)
+    pulumi.export("reconcilerFunctionName", reconciler.name)
     pulumi.export("dashboardName", operations.dashboard_name)
     pulumi.export("runtimeVersion", bundle.runtime_version)
     pulumi.export("bundleSha256", bundle.sha256_hex)
+
+
+def _reconciler_environment(
+    config: EnvironmentConfig,
+    environment: Mapping[str, pulumi.Input[str]],
+    dead_letter_queue_url: pulumi.Output[str],
+) -> dict[str, pulumi.Input[str]]:
+    """The reconciler's variables: everyone's, and its own settings (through the contract)."""
+    settings = dead_letter_queue_url.apply(
+        lambda url: ReconcilerSettings(
+            stale_after_seconds=config.reconciler.stale_after_seconds,
+            max_redrives=config.reconciler.max_redrives,
+            dead_letter_queue_url=url,
+            approval_window_seconds=config.approvals.window_seconds,
+        ).model_dump_json(by_alias=True)
+    )
+    return {**environment, Env.RECONCILER.value: settings}
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ in-process (:mod:`~agentry_stacks.local.functions`), feeds the worker from its q
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -23,6 +24,7 @@ import re
 import tempfile
 import threading
 import time
+import uuid
 import zipfile
 from collections import Counter
 from collections.abc import Collection, Mapping
@@ -41,7 +43,7 @@ from agentry_offline.faults import FailOnce, with_tool_faults
 from agentry_offline.model import Faults, OfflineModel, OfflineResponder
 from agentry_offline.script import Script, ScriptedModel
 from agentry_runtime.agents import AgentsFile
-from agentry_runtime.contract import AGENTS_FILE_NAME, TASK_ROOT_VARIABLE
+from agentry_runtime.contract import AGENTS_FILE_NAME, TASK_ROOT_VARIABLE, Env
 from agentry_runtime.errors import AgentryError
 from agentry_runtime.observability import logger as runtime_logger
 from agentry_runtime.runtime import Runtime
@@ -54,8 +56,19 @@ from agentry_stacks.local.bridge import Execution, StepFunctionsBridge
 from agentry_stacks.local.delivery import QueuePoller
 from agentry_stacks.local.functions import LocalFunction
 from agentry_stacks.local.progress import EventKind, LocalEvent, ProgressCallback
-from agentry_stacks.local.resources import LocalResources, build_resources
-from agentry_stacks.offline.graph import FUNCTION, LocalGraph, LocalGraphError, arn_of
+from agentry_stacks.local.resources import (
+    LOCAL_STALE_AFTER_SECONDS,
+    LocalResources,
+    build_resources,
+)
+from agentry_stacks.local.streams import StreamPoller
+from agentry_stacks.offline.graph import (
+    FUNCTION,
+    LocalGraph,
+    LocalGraphError,
+    Resource,
+    arn_of,
+)
 
 __all__ = ["LocalApiError", "LocalEnvironment", "LocalEnvironmentError"]
 
@@ -229,7 +242,7 @@ class LocalEnvironment:
         try:
             self.resources: LocalResources = build_resources(self.graph, self.clients)
             self.functions = {
-                arn_of(r): LocalFunction.from_graph(r, self._make_runtime)
+                arn_of(r): LocalFunction.from_graph(_local_time_scale(r), self._make_runtime)
                 for r in self.graph.of_type(FUNCTION)
             }
             self.api = self.functions[arn_of(self.graph.api_function())]
@@ -243,6 +256,18 @@ class LocalEnvironment:
                 )
                 for m in self.resources.mappings
             ]
+            self._stream_pollers = [
+                StreamPoller(
+                    m,
+                    self._function(m.function_arn),
+                    session,
+                    self.clients["sqs"],
+                    region=region,
+                    duplicate=self.duplicate_events,
+                )
+                for m in self.resources.stream_mappings
+            ]
+            self._scheduled = [self._function(s.function_arn) for s in self.resources.schedules]
         except LocalGraphError as exc:
             raise LocalEnvironmentError(str(exc)) from exc
         self._bridges = [
@@ -357,6 +382,11 @@ class LocalEnvironment:
         deadline = time.monotonic() + timeout
         while True:
             progressed = False
+            # The stream first: every commit is announced before the queues are polled again.
+            for stream in self._stream_pollers:
+                while stream.poll() is not None:
+                    progressed = True
+                    _check(deadline, timeout)
             for poller in self._pollers:
                 while poller.poll() is not None:
                     progressed = True
@@ -372,6 +402,15 @@ class LocalEnvironment:
             if not progressed:
                 self._observe()
                 return
+
+    def reconcile(self) -> list[dict[str, Any]]:
+        """Run the stack's scheduled functions once (the reconciler), as their schedule would;
+        what each returned. Locally an agent counts as stalled at once (time is compressed)."""
+        results = []
+        for function in self._scheduled:
+            results.append(function.invoke(_scheduled_event()))
+        self._observe()
+        return results
 
     def notifications(self) -> list[dict[str, Any]]:
         """Every SNS delivery so far: ``topicArn``, ``subject`` and ``message`` (JSON if it is)."""
@@ -536,6 +575,30 @@ class LocalEnvironment:
                 data={"count": total},
             )
         self._dead_letter_count = total
+
+
+def _scheduled_event() -> dict[str, Any]:
+    """The event EventBridge hands a function on a schedule."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "detail": {},
+    }
+
+
+def _local_time_scale(function: Resource) -> Resource:
+    """The function as the local environment runs it: the reconciler sees stalls at once."""
+    variables = (function.get("inputs", {}).get("environment") or {}).get("variables") or {}
+    raw = variables.get(Env.RECONCILER.value)
+    if not isinstance(raw, str):
+        return function
+    settings = {**json.loads(raw), "staleAfterSeconds": LOCAL_STALE_AFTER_SECONDS}
+    scaled = copy.deepcopy(dict(function))
+    scaled["inputs"]["environment"]["variables"][Env.RECONCILER.value] = json.dumps(settings)
+    return scaled
 
 
 def _route_pattern(route_key: str) -> tuple[str, re.Pattern[str]]:

@@ -41,17 +41,22 @@ from agentry_stacks.offline.graph import (
 )
 
 __all__ = [
+    "LOCAL_STALE_AFTER_SECONDS",
     "LOCAL_VISIBILITY_TIMEOUT",
     "MAX_WAIT_SECONDS",
     "Bridge",
     "LocalResources",
     "QueueMapping",
+    "Scheduled",
+    "StreamMapping",
     "build_resources",
     "compress_waits",
 ]
 
 #: Seconds a received message stays invisible locally (the graph's value is minutes).
 LOCAL_VISIBILITY_TIMEOUT = 0
+#: How long an agent must stall before the reconciler pokes it, locally (the graph's is minutes).
+LOCAL_STALE_AFTER_SECONDS = 0
 #: Longest wait of a ``Wait`` state locally (the graph's backoff is seconds to minutes).
 MAX_WAIT_SECONDS = 0
 
@@ -89,6 +94,32 @@ class QueueMapping:
     report_batch_item_failures: bool
 
 
+@dataclass(frozen=True)
+class StreamMapping:
+    """A DynamoDB stream event source mapping of the graph.
+
+    ``stream_arn`` is the stream moto made for the table (the graph's is a placeholder).
+    """
+
+    stream_arn: str
+    graph_stream_arn: str
+    function_arn: str
+    batch_size: int
+    max_retries: int
+    filters: tuple[dict[str, Any], ...]
+    failure_queue_url: str | None
+    report_batch_item_failures: bool
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A function the graph runs on a schedule (the environment runs it when asked)."""
+
+    rule: str
+    function_arn: str
+    schedule_expression: str
+
+
 @dataclass
 class LocalResources:
     """What ``build_resources`` created: the handles the environment drives."""
@@ -99,13 +130,21 @@ class LocalResources:
     bridges: list[Bridge] = field(default_factory=list)
     recorders: dict[str, str] = field(default_factory=dict)  # topic arn -> recorder queue url
     mappings: list[QueueMapping] = field(default_factory=list)
+    stream_mappings: list[StreamMapping] = field(default_factory=list)
+    schedules: list[Scheduled] = field(default_factory=list)
     state_machines: list[str] = field(default_factory=list)
+    streams: dict[str, str] = field(default_factory=dict)  # the graph's stream arn -> moto's
 
 
 def build_resources(graph: LocalGraph, clients: dict[str, Any]) -> LocalResources:
     """Create table, queues, topics, bus, rules and state machines of ``graph`` in moto."""
     tables = {arn_of(table): _table(table, clients["dynamodb"]) for table in graph.of_type(TABLE)}
     created = LocalResources(table_name=_agents_table(graph, set(tables.values())))
+    for table in graph.of_type(TABLE):
+        graph_stream = table.get("outputs", {}).get("streamArn")
+        if graph_stream and table["inputs"].get("streamEnabled"):
+            described = clients["dynamodb"].describe_table(TableName=name_of(table))["Table"]
+            created.streams[str(graph_stream)] = described["LatestStreamArn"]
     for item in graph.of_type(TABLE_ITEM):
         _table_item(item, clients["dynamodb"])
     _queues(graph, clients["sqs"], created)
@@ -117,7 +156,11 @@ def build_resources(graph: LocalGraph, clients: dict[str, Any]) -> LocalResource
         clients["events"].create_event_bus(Name=name_of(bus))
     _rules(graph, clients, created)
     for mapping in graph.of_type(EVENT_SOURCE_MAPPING):
-        created.mappings.append(_mapping(mapping, created))
+        source = str(mapping["inputs"]["eventSourceArn"])
+        if source in created.streams:
+            created.stream_mappings.append(_stream_mapping(mapping, created))
+        else:
+            created.mappings.append(_mapping(mapping, created))
     return created
 
 
@@ -164,6 +207,7 @@ def _table_item(item: Resource, dynamodb: Any) -> None:
 
 
 def _table(table: Resource, dynamodb: Any) -> str:
+    """Create one table of the graph (keys, indexes, stream, TTL); its name."""
     inputs = table["inputs"]
     name = name_of(table)
     keys = [{"AttributeName": inputs["hashKey"], "KeyType": "HASH"}]
@@ -182,6 +226,13 @@ def _table(table: Resource, dynamodb: Any) -> str:
             "ReadCapacityUnits": int(inputs.get("readCapacity", 1)),
             "WriteCapacityUnits": int(inputs.get("writeCapacity", 1)),
         }
+    if indexes := inputs.get("globalSecondaryIndexes"):
+        kwargs["GlobalSecondaryIndexes"] = [_index(index) for index in indexes]
+    if inputs.get("streamEnabled"):
+        kwargs["StreamSpecification"] = {
+            "StreamEnabled": True,
+            "StreamViewType": inputs.get("streamViewType", "NEW_AND_OLD_IMAGES"),
+        }
     dynamodb.create_table(**kwargs)
     ttl = inputs.get("ttl") or {}
     if ttl.get("enabled"):
@@ -190,6 +241,25 @@ def _table(table: Resource, dynamodb: Any) -> str:
             TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["attributeName"]},
         )
     return name
+
+
+def _index(index: dict[str, Any]) -> dict[str, Any]:
+    keys = index.get("keySchemas") or [
+        {"attributeName": index["hashKey"], "keyType": "HASH"},
+        *(
+            [{"attributeName": index["rangeKey"], "keyType": "RANGE"}]
+            if index.get("rangeKey")
+            else []
+        ),
+    ]
+    projection: dict[str, Any] = {"ProjectionType": index.get("projectionType", "ALL")}
+    if index.get("nonKeyAttributes"):
+        projection["NonKeyAttributes"] = index["nonKeyAttributes"]
+    return {
+        "IndexName": index["name"],
+        "KeySchema": [{"AttributeName": k["attributeName"], "KeyType": k["keyType"]} for k in keys],
+        "Projection": projection,
+    }
 
 
 def _queues(graph: LocalGraph, sqs: Any, created: LocalResources) -> None:
@@ -301,6 +371,13 @@ def _rules(graph: LocalGraph, clients: dict[str, Any], created: LocalResources) 
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"
             ]
+        elif ":lambda:" in arn and ":function:" in arn:
+            # A scheduled function: the environment runs it when asked (time is compressed).
+            rule = next(r for r in graph.of_type(RULE) if name_of(r) == inputs["rule"])
+            created.schedules.append(
+                Scheduled(inputs["rule"], arn, str(rule["inputs"].get("scheduleExpression")))
+            )
+            continue
         elif ":sqs:" not in arn:
             raise LocalGraphError(
                 f"{target['name']}.arn: the local environment delivers rule targets to SQS "
@@ -325,6 +402,33 @@ def _target(inputs: dict[str, Any], arn: str) -> dict[str, Any]:
             "InputTemplate": transformer["inputTemplate"],
         }
     return target
+
+
+def _stream_mapping(mapping: Resource, created: LocalResources) -> StreamMapping:
+    inputs = mapping["inputs"]
+    source = str(inputs["eventSourceArn"])
+    destination = ((inputs.get("destinationConfig") or {}).get("onFailure") or {}).get(
+        "destinationArn"
+    )
+    if destination and destination not in created.queue_urls:
+        raise LocalGraphError(
+            f"{mapping['name']}.destinationConfig: {destination} is not a queue of the graph"
+        )
+    filters = tuple(
+        json.loads(item["pattern"])
+        for item in (inputs.get("filterCriteria") or {}).get("filters", [])
+    )
+    return StreamMapping(
+        stream_arn=created.streams[source],
+        graph_stream_arn=source,
+        function_arn=str(inputs["functionName"]),
+        batch_size=int(inputs.get("batchSize", 100)),
+        max_retries=int(inputs.get("maximumRetryAttempts", -1)),
+        filters=filters,
+        failure_queue_url=created.queue_urls[destination] if destination else None,
+        report_batch_item_failures="ReportBatchItemFailures"
+        in inputs.get("functionResponseTypes", []),
+    )
 
 
 def _mapping(mapping: Resource, created: LocalResources) -> QueueMapping:

@@ -497,31 +497,28 @@ def _exact(
 
 
 def _role_uses(keys: _Keys, graph: _Graph) -> Iterator[tuple[str, dict[str, Any], RoleKeyUse]]:
-    """(role ARN, key, use) for each role that uses an encrypted resource."""
+    """(role ARN, key, use) for each role whose identity policy lets it use a resource encrypted
+    with a key of the graph: publish to a topic, send to or receive from a queue, read a stream."""
+    encrypted: list[tuple[str, str, dict[str, Any], str]] = []
+    for topic in graph.of(_TOPIC):
+        key = keys.key_of(_inputs(topic).get("kmsMasterKeyId"))
+        if key is not None:
+            encrypted.append(("sns:Publish", _arn(topic), key, "publish-sns"))
+    for queue in graph.of(_QUEUE):
+        key = keys.key_of(_inputs(queue).get("kmsMasterKeyId"))
+        if key is not None:
+            encrypted.append(("sqs:SendMessage", _arn(queue), key, "send-sqs"))
+            encrypted.append(("sqs:ReceiveMessage", _arn(queue), key, "consume-sqs"))
+    for table in graph.of(_TABLE):
+        encryption = _inputs(table).get("serverSideEncryption") or {}
+        key = keys.key_of(encryption.get("kmsKeyArn"))
+        stream = (table.get("outputs") or {}).get("streamArn")
+        if key is not None and isinstance(stream, str):
+            encrypted.append(("dynamodb:GetRecords", stream, key, "read-stream"))
     for role_arn, documents in keys.role_documents.items():
-        for topic in graph.of(_TOPIC):
-            key = keys.key_of(_inputs(topic).get("kmsMasterKeyId"))
-            if (
-                key is not None
-                and _decide(documents, Request(role_arn, "sns:Publish", _arn(topic)))
-                == Decision.ALLOW
-            ):
-                yield role_arn, key, role_key_use("publish-sns")
-    for mapping in graph.of(_MAPPING):
-        function = graph.find(_inputs(mapping).get("functionName"), _FUNCTION)
-        source = _inputs(mapping).get("eventSourceArn")
-        role_arn = str(_inputs(function).get("role")) if function else ""
-        queue = graph.find(source, _QUEUE)
-        if queue is not None:
-            key = keys.key_of(_inputs(queue).get("kmsMasterKeyId"))
-            if key is not None:
-                yield role_arn, key, role_key_use("consume-sqs")
-        for table in graph.of(_TABLE):
-            if (table.get("outputs") or {}).get("streamArn") == source:
-                encryption = _inputs(table).get("serverSideEncryption") or {}
-                key = keys.key_of(encryption.get("kmsKeyArn"))
-                if key is not None:
-                    yield role_arn, key, role_key_use("read-stream")
+        for action, resource_arn, key, kind in encrypted:
+            if _decide(documents, Request(role_arn, action, resource_arn)) == Decision.ALLOW:
+                yield role_arn, key, role_key_use(kind)
 
 
 def _key_use(graph: _Graph) -> Iterator[LimitsFinding | None]:

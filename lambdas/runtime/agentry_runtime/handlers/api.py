@@ -7,6 +7,8 @@ idempotency conflict), 413 (body or text too large).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from typing import Any
@@ -27,7 +29,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentry_runtime.contract import IDEMPOTENCY_PK, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
-from agentry_runtime.errors import AgentNotFoundError, PublishError, StaleStepError
+from agentry_runtime.errors import AgentNotFoundError, StaleStepError
 from agentry_runtime.observability import logger, metrics, tracer
 from agentry_runtime.runtime import Runtime, get_runtime
 from agentry_runtime.state import IllegalTransitionError
@@ -35,6 +37,8 @@ from agentry_runtime.state import IllegalTransitionError
 MAX_GOAL_CHARS = 4000
 MAX_INSTRUCTION_CHARS = 4000
 MAX_PAGE = 100
+_MAX_DEPTH = 16
+_MAX_INT_DIGITS = 30
 _AGENT_ID = re.compile(r"^agent-[0-9a-f]{32}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -105,30 +109,85 @@ _TEXT_LIMITS = {
 }
 
 
+def _raw_body() -> str:
+    """The request body as text; ``ApiError`` if it is not base64 or UTF-8 when it must be."""
+    event = app.current_event
+    raw = event.get("body") or ""
+    if not isinstance(raw, str):
+        raise _invalid("body", "must be text")
+    limit = get_runtime().max_request_bytes
+    # Checked before decoding: a huge body is refused without being processed.
+    if len(raw) > 2 * limit:
+        raise _invalid("body", f"larger than {limit} bytes", status=413, code="PayloadTooLarge")
+    if event.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _invalid("body", "is not valid base64") from exc
+        try:
+            raw = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _invalid("body", "is not valid UTF-8") from exc
+    try:
+        size = len(raw.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # lone surrogates from \ud800-style input
+        raise _invalid("body", "is not valid UTF-8") from exc
+    if size > limit:
+        raise _invalid("body", f"larger than {limit} bytes", status=413, code="PayloadTooLarge")
+    return raw
+
+
+def _bounded_int(text: str) -> int:
+    # Python refuses ints of more than 4300 digits with a ValueError; refuse far earlier.
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise ValueError(f"a number of more than {_MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _decode(raw: str) -> Any:
+    try:
+        data = json.loads(raw, parse_int=_bounded_int)
+    except json.JSONDecodeError as exc:
+        reason = f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        raise _invalid("body", reason, code="MalformedJson") from exc
+    except RecursionError as exc:
+        raise _invalid("body", "JSON nested too deeply", code="MalformedJson") from exc
+    except ValueError as exc:
+        raise _invalid("body", f"malformed JSON: {exc}", code="MalformedJson") from exc
+    if _depth(data) > _MAX_DEPTH:
+        raise _invalid("body", f"JSON nested more than {_MAX_DEPTH} levels", code="MalformedJson")
+    return data
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > _MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
 def _body(model: type[BaseModel], *, optional: bool = False) -> Any:
     """Parse and validate the JSON body into ``model``; raise ``ApiError`` naming the field."""
-    raw = app.current_event.body or ""
-    if app.current_event.is_base64_encoded:
-        raw = app.current_event.decoded_body or ""
-    limit = get_runtime().max_request_bytes
-    if len(raw.encode()) > limit:
-        raise _invalid("body", f"larger than {limit} bytes", status=413, code="PayloadTooLarge")
+    raw = _raw_body()
     if not raw.strip():
         if optional:
             return model()
         raise _invalid("body", "a JSON object is required")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        reason = f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        raise _invalid("body", reason, code="MalformedJson") from exc
+    data = _decode(raw)
     if not isinstance(data, dict):
         raise _invalid("body", "must be a JSON object")
     for name, limit_chars in _TEXT_LIMITS.items():
         value = data.get(name)
-        if name in model.model_fields and isinstance(value, str) and len(value) > limit_chars:
+        if name not in model.model_fields or not isinstance(value, str):
+            continue
+        if len(value) > limit_chars:
             reason = f"at most {limit_chars} characters, got {len(value)}"
             raise _invalid(name, reason, status=413, code="PayloadTooLarge")
+        if value and not value.strip():
+            raise _invalid(name, "must not be blank")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -241,8 +300,13 @@ def get_messages(agent_id: str) -> Response[str]:
     if unknown:
         raise ApiError(400, "ValidationError", [(n, "unknown query parameter") for n in unknown])
     raw_limit = params.get("limit", "50")
-    # isdigit() alone accepts digits such as "²" that int() rejects (found by tests/fuzz).
-    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_PAGE:
+    # isdigit() alone accepts digits such as "²" that int() rejects (found by tests/fuzz); the
+    # length check comes first, as int() refuses a few thousand digits with a ValueError.
+    if (
+        not (raw_limit.isascii() and raw_limit.isdigit())
+        or len(raw_limit) > 3
+        or not 1 <= int(raw_limit) <= MAX_PAGE
+    ):
         raise _invalid("limit", f"an integer from 1 to {MAX_PAGE}")
     try:
         page = get_runtime().service.messages(
@@ -328,14 +392,6 @@ def _field_error(exc: Exception) -> Response[str]:
 def _conflict(exc: IllegalTransitionError) -> Response[str]:
     reason = f"the agent is {exc.current}: {exc}"
     return _api_error(_invalid("status", reason, status=409, code="IllegalTransition"))
-
-
-@app.exception_handler(PublishError)
-def _unavailable(exc: PublishError) -> Response[str]:
-    logger.exception("event bus unavailable")
-    return _json(
-        503, {"error": {"code": "Unavailable", "message": "event bus unavailable", "fields": []}}
-    )
 
 
 @app.not_found
