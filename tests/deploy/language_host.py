@@ -90,7 +90,8 @@ def install_dependencies(project: HostProject) -> bool:
     """``pulumi install``: returns whether a requirements file was installed."""
     if project.toolchain != "pip":
         raise ValueError(f"toolchain: {project.toolchain!r} is not the pip toolchain")
-    venv.EnvBuilder(with_pip=True).create(project.virtualenv)
+    if not (project.virtualenv / "bin" / "python").is_file():  # `python -m venv` once
+        venv.EnvBuilder(with_pip=True).create(project.virtualenv)
     _pip(project, "--upgrade", "pip", "setuptools", "wheel")
     if not (project.program_dir / "requirements.txt").is_file():
         return False  # the host stops here: an empty virtualenv

@@ -56,29 +56,28 @@ def test_requirements_name_every_distribution_of_ours() -> None:
     assert not [line for line in lines if "://" in line or line.startswith("/")]
 
 
-def test_fresh_clone_installs_and_runs_the_program(tmp_path: Path) -> None:
-    # GIVEN a fresh clone and the host's install (a new virtualenv, the requirements file)
+def test_fresh_clone_runs_only_with_the_requirements_file(tmp_path: Path) -> None:
+    # GIVEN a fresh clone whose requirements file is not there (yet)
     project = HostProject.read(_fresh_clone(tmp_path / "clone"))
     assert project.program_dir == project.root / "stacks"
+    requirements = project.program_dir / "requirements.txt"
+    kept = requirements.read_bytes()
+    requirements.unlink()
+    # WHEN `pulumi install` runs THEN the host stops after pip itself: an empty virtualenv
+    assert install_dependencies(project) is False
+    # AND the program fails at its first import
+    failed = run_program_under_mocks(project, "dev")
+    assert failed.returncode != 0
+    assert "No module named 'pulumi'" in failed.stderr
+
+    # GIVEN the requirements file back WHEN `pulumi install` runs again (the same virtualenv)
+    requirements.write_bytes(kept)
     assert install_dependencies(project) is True
-    # WHEN the program runs from its directory, under mocks, with the dev stack's config
+    # THEN the program, run from its directory under mocks with dev's config, declares the stack
     result = run_program_under_mocks(project, "dev", env={"AGENTRY_BUILD_DIR": str(BUILD_DIR)})
-    # THEN it declares the whole stack
     assert result.returncode == 0, result.stderr[-3000:]
     types = json.loads(result.stdout.strip().splitlines()[-1])["types"]
     assert types.count("aws:lambda/function:Function") >= 2
     assert "aws:sfn/stateMachine:StateMachine" in types
     assert "aws:cloudwatch/dashboard:Dashboard" in types
     assert len(types) > 60
-
-
-def test_without_the_requirements_file_the_program_cannot_start(tmp_path: Path) -> None:
-    # GIVEN the same clone without stacks/requirements.txt
-    project = HostProject.read(_fresh_clone(tmp_path / "clone"))
-    (project.program_dir / "requirements.txt").unlink()
-    # WHEN the host installs THEN it stops after pip itself: an empty virtualenv
-    assert install_dependencies(project) is False
-    result = run_program_under_mocks(project, "dev")
-    # AND the program fails at its first import
-    assert result.returncode != 0
-    assert "No module named 'pulumi'" in result.stderr

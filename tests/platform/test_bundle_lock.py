@@ -167,18 +167,20 @@ def _private_copy_of_the_cache(tmp_path: Path, sources: list[Source]) -> Path:
     [shared] = [d for d in (BUILD_DIR / "lambda-deps").iterdir() if not verify_installed(d, lock)][
         :1
     ]
-    cache = tmp_path / "build"
-    shutil.copytree(shared, cache / "lambda-deps" / shared.name, symlinks=True)
-    return cache / "lambda-deps" / shared.name
+    copy = tmp_path / shared.name
+    shutil.copytree(shared, copy, symlinks=True)
+    return copy
 
 
-@pytest.mark.parametrize("tamper", ["edit", "delete", "stray", "marker"])
-def test_a_tampered_cache_is_not_reused(
-    sources: list[Source], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tamper: str
-) -> None:
-    # GIVEN a cached dependency folder that no longer matches what the lock installs
-    folder = _private_copy_of_the_cache(tmp_path, sources)
-    lock = BundleLock.load(LOCK_FILE)
+@pytest.fixture(scope="module")
+def cached_copy(tmp_path_factory: pytest.TempPathFactory, sources: list[Source]) -> Path:
+    """A private, verified copy of the shared dependency folder (copied once per module)."""
+    return _private_copy_of_the_cache(tmp_path_factory.mktemp("cache"), sources)
+
+
+def _tampered(cached_copy: Path, tmp_path: Path, tamper: str) -> Path:
+    folder = tmp_path / "build" / "lambda-deps" / cached_copy.name
+    shutil.copytree(cached_copy, folder, symlinks=True)
     target = folder / "pydantic" / "main.py"
     if tamper == "edit":
         target.write_text(target.read_text() + "\nprint('injected')\n")
@@ -188,10 +190,27 @@ def test_a_tampered_cache_is_not_reused(
         (folder / "sitecustomize.py").write_text("print('injected')\n")
     else:
         (folder / MARKER).write_text("0" * 64)
-    problems = verify_installed(folder, lock)
-    # THEN verification says why
-    assert problems
-    # AND a build installs the folder again instead of shipping it
+    return folder
+
+
+@pytest.mark.parametrize("tamper", ["edit", "delete", "stray", "marker"])
+def test_verification_finds_a_tampered_cache(
+    cached_copy: Path, tmp_path: Path, tamper: str
+) -> None:
+    lock = BundleLock.load(LOCK_FILE)
+    assert verify_installed(cached_copy, lock) == []
+    # GIVEN a cached folder no longer what the lock installs THEN verification says why
+    assert verify_installed(_tampered(cached_copy, tmp_path, tamper), lock)
+
+
+def test_a_tampered_cache_is_installed_again(
+    sources: list[Source],
+    cached_copy: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a cached folder with an edited module
+    folder = _tampered(cached_copy, tmp_path, "edit")
     calls: list[Any] = []
     real_run = subprocess.run
 
@@ -200,9 +219,10 @@ def test_a_tampered_cache_is_not_reused(
         return real_run(command, **kwargs)
 
     monkeypatch.setattr(bundle_module.subprocess, "run", recording)
+    # WHEN a bundle is built THEN the folder is installed again rather than shipped
     build_bundle(sources, runtime_version="9.9.9", cache_dir=tmp_path / "build")
     assert len(calls) == 1
-    assert verify_installed(folder, lock) == []
+    assert verify_installed(folder, BundleLock.load(LOCK_FILE)) == []
 
 
 def test_make_lock_is_the_documented_command() -> None:
