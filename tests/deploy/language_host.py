@@ -80,9 +80,11 @@ def _pip(project: HostProject, *args: str) -> None:
         check=True,
         capture_output=True,
         text=True,
-        # The one departure: no byte-compiling (pulumi-aws alone is thousands of modules); what
-        # is installed is the same, and Python compiles on import.
-        env={**os.environ, "PIP_NO_COMPILE": "1"},
+        # The departures, for speed only (what is installed is the same): no byte-compiling
+        # (pulumi-aws alone is thousands of modules; Python compiles on import), and our
+        # distributions built with the setuptools the host just upgraded in the virtualenv
+        # rather than one isolated build environment each.
+        env={**os.environ, "PIP_NO_COMPILE": "1", "PIP_NO_BUILD_ISOLATION": "0"},
     )
 
 

@@ -256,3 +256,36 @@ def test_role_publishing_to_an_encrypted_topic_needs_the_key(graphs: dict[str, G
         m.startswith("agentry-prod-recovery-role: publishes to an encrypted topic")
         for m in messages
     )
+
+
+def test_an_encrypted_bus_needs_its_documented_grant(graphs: dict[str, Graph]) -> None:
+    # GIVEN prod's bus (and archive) encrypted with the stack's key, the key policy unchanged
+    graph = copy.deepcopy(graphs["prod"])
+    key_arn = _find(graph, "key-key")["outputs"]["arn"]
+    _find(graph, "events-bus")["inputs"]["kmsKeyIdentifier"] = key_arn
+    messages = _messages(graph, "key-use")
+    # THEN EventBridge's bus path (DescribeKey among its calls) is missing from the policy
+    assert any("does not let events.amazonaws.com kms:DescribeKey" in m for m in messages)
+    assert any("(eventbridge-bus)" in m for m in messages)
+
+
+def test_encrypted_state_machine_data_needs_the_role_to_use_the_key(
+    graphs: dict[str, Graph],
+) -> None:
+    # GIVEN prod's recovery state machine with its data encrypted by the stack's key
+    graph = copy.deepcopy(graphs["prod"])
+    key_arn = _find(graph, "key-key")["outputs"]["arn"]
+    _find(graph, "recovery-state-machine")["inputs"]["encryptionConfiguration"] = {
+        "kmsKeyId": key_arn,
+        "type": "CUSTOMER_MANAGED_KMS_KEY",
+    }
+    # THEN its role, which may use the key, passes; without the statement it is named
+    assert _messages(graph, "key-use") == []
+
+    def drop_kms(statements: list[Any]) -> None:
+        statements[:] = [s for s in statements if s.get("Sid") != "UseDataKey"]
+
+    _edit_policy(_find(graph, "recovery-policy"), "policy", drop_kms)
+    assert any(
+        "runs a state machine whose data is encrypted" in m for m in _messages(graph, "key-use")
+    )

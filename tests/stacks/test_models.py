@@ -320,3 +320,50 @@ def test_check_reports_an_allowlist_mismatch_with_both_values(
     assert f"us.{HAIKU}" in message
     assert "Pulumi.copy.yaml" in message
     assert "policies/copy.json" in message
+
+
+# --- an application profile: plan and check ----------------------------------------------------
+
+
+def test_application_profile_plans_and_checks(
+    global_copy: Path, tmp_path: Path, repo_root: Path
+) -> None:
+    # GIVEN a copy of dev using an application inference profile (copied from the us. profile)
+    project = tmp_path / "app"
+    shutil.copytree(global_copy, project)
+    values = yaml.safe_load((repo_root / "Pulumi.dev.yaml").read_text())["config"]
+    regions = ["us-east-1", "us-east-2", "us-west-2"]
+    _allowlist(values, [{"id": APP_ARN, "model": HAIKU, "regions": regions}], APP_ARN)
+    (project / "Pulumi.app.yaml").write_text(yaml.safe_dump({"config": values}))
+    pack = json.loads((project / "policies" / "copy.json").read_text())
+    entry = [{"id": APP_ARN, "model": HAIKU, "regions": regions}]
+    pack["bedrock-model-allowlist"]["inferenceProfiles"] = entry
+    pack["bedrock-inference-profile-grants"]["inferenceProfiles"] = entry
+    (project / "policies" / "app.json").write_text(json.dumps(pack))
+    # WHEN planned THEN the profile ARN and the model in each of its regions, through it
+    graph = plan_stack("app", project_dir=project)
+    granted = {
+        (tuple(s["Resource"]), json.dumps(s.get("Condition"), sort_keys=True))
+        for s in _worker_bedrock(graph)
+    }
+    via = json.dumps({"StringEquals": {"bedrock:InferenceProfileArn": APP_ARN}})
+    assert granted == {
+        ((APP_ARN,), "null"),
+        (tuple(f"arn:aws:bedrock:{r}::foundation-model/{HAIKU}" for r in regions), via),
+    }
+    # AND agentry check passes it
+    result = CliRunner().invoke(app, ["check", "app", "--project-dir", str(project)])
+    assert result.exit_code == 0, result.output
+    # AND without one region's model grant the pack refuses it, naming the region
+    mutated = copy.deepcopy(graph)
+    for resource in mutated["resources"]:
+        if resource["name"] == "worker-policy":
+            document = json.loads(resource["inputs"]["policy"])
+            for statement in document["Statement"]:
+                if "Condition" in statement and "bedrock:InferenceProfileArn" in str(statement):
+                    statement["Resource"] = statement["Resource"][:2]
+            resource["inputs"]["policy"] = json.dumps(document)
+    report = run_check(mutated, pack)
+    [violation] = [v for v in report.violations if v.enforcement == "mandatory"]
+    assert violation.policy == "bedrock-inference-profile-grants"
+    assert "us-west-2" in violation.message

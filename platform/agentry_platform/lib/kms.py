@@ -195,6 +195,12 @@ def role_key_use(kind: str) -> RoleKeyUse:
             source="https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/"
             "sqs-key-management.html#receive-from-encrypted-queue",
         )
+    if kind == "state-machine-data":
+        return RoleKeyUse(
+            why="runs a state machine whose data is encrypted",
+            calls=("kms:GenerateDataKey", "kms:Decrypt"),
+            source="https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
+        )
     if kind == "read-stream":
         return RoleKeyUse(
             why="reads the stream of an encrypted table",

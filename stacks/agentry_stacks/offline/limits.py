@@ -496,9 +496,12 @@ def _exact(
         )
 
 
-def _role_uses(keys: _Keys, graph: _Graph) -> Iterator[tuple[str, dict[str, Any], RoleKeyUse]]:
+def _role_uses(
+    keys: _Keys, graph: _Graph
+) -> Iterator[tuple[str, dict[str, Any], RoleKeyUse, dict[str, str]]]:
     """(role ARN, key, use) for each role whose identity policy lets it use a resource encrypted
-    with a key of the graph: publish to a topic, send to or receive from a queue, read a stream."""
+    with a key of the graph (publish to a topic, send to or receive from a queue, read a stream),
+    and the role of each state machine whose data a key encrypts, each with its request context."""
     encrypted: list[tuple[str, str, dict[str, Any], str]] = []
     for topic in graph.of(_TOPIC):
         key = keys.key_of(_inputs(topic).get("kmsMasterKeyId"))
@@ -518,7 +521,15 @@ def _role_uses(keys: _Keys, graph: _Graph) -> Iterator[tuple[str, dict[str, Any]
     for role_arn, documents in keys.role_documents.items():
         for action, resource_arn, key, kind in encrypted:
             if _decide(documents, Request(role_arn, action, resource_arn)) == Decision.ALLOW:
-                yield role_arn, key, role_key_use(kind)
+                yield role_arn, key, role_key_use(kind), {}
+    for machine in graph.of(_STATE_MACHINE):
+        encryption = _inputs(machine).get("encryptionConfiguration") or {}
+        key = keys.key_of(encryption.get("kmsKeyId"))
+        if key is not None:
+            # Step Functions calls KMS with the state machine's ARN as encryption context.
+            context = {"kms:EncryptionContext:aws:states:stateMachineArn": _arn(machine)}
+            role_arn = str(_inputs(machine).get("roleArn"))
+            yield role_arn, key, role_key_use("state-machine-data"), context
 
 
 def _key_use(graph: _Graph) -> Iterator[LimitsFinding | None]:
@@ -529,7 +540,7 @@ def _key_use(graph: _Graph) -> Iterator[LimitsFinding | None]:
         policy = _documents(_inputs(key).get("policy"), _name(key), "resource")
         yield from _service_findings(key, policy, uses.get(_arn(key), {}))
     seen: set[tuple[str, str, str]] = set()
-    for role_arn, key, use in _role_uses(keys, graph):
+    for role_arn, key, use, context in _role_uses(keys, graph):
         if (role_arn, _arn(key), use.why) in seen:
             continue
         seen.add((role_arn, _arn(key), use.why))
@@ -537,7 +548,7 @@ def _key_use(graph: _Graph) -> Iterator[LimitsFinding | None]:
         policy = _documents(_inputs(key).get("policy"), _name(key), "resource")
         identity = keys.role_documents.get(role_arn, [])
         for call in use.calls:
-            request = Request(role_arn, call, _arn(key))
+            request = Request(role_arn, call, _arn(key), context)
             if (
                 _decide(policy, request) != Decision.ALLOW
                 or _decide(identity, request) != Decision.ALLOW
