@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -42,6 +42,8 @@ class RecoveryStateMachineArgs:
     log_retention_days: int
     tags: Mapping[str, str]
     kms_key_arn: pulumi.Input[str] | None = None
+    #: EventBridge rules that also deliver to the human topic (approval requests).
+    topic_rule_arns: Sequence[pulumi.Input[str]] = ()
 
 
 class RecoveryStateMachine(pulumi.ComponentResource):
@@ -103,9 +105,11 @@ class RecoveryStateMachine(pulumi.ComponentResource):
             f"{name}-topic-policy",
             arn=args.topic_arn,
             policy=json_output(
-                pulumi.Output.all(args.topic_arn, args.account_id, self.role.arn).apply(
+                pulumi.Output.all(
+                    args.topic_arn, args.account_id, self.role.arn, *args.topic_rule_arns
+                ).apply(
                     lambda a: topic_publish_policy(
-                        topic_arn=a[0], account_id=a[1], role_arns=[a[2]]
+                        topic_arn=a[0], account_id=a[1], role_arns=[a[2]], rule_arns=a[3:]
                     )
                 )
             ),

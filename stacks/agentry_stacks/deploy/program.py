@@ -43,10 +43,15 @@ from agentry_platform.lib.iam import (
     worker_statements,
 )
 from agentry_platform.lib.naming import physical_name, stack_tags
-from agentry_platform.lib.patterns import header_changes_pattern, step_pattern
+from agentry_platform.lib.patterns import (
+    approval_notification,
+    approval_pattern,
+    header_changes_pattern,
+    step_pattern,
+)
 from agentry_runtime.contract import AGENTS_FILE_NAME, Env, Handler, Index
+from agentry_runtime.settings import AccessSettings, ReconcilerSettings
 from agentry_runtime.settings import FunctionSettings as RuntimeSettings
-from agentry_runtime.settings import ReconcilerSettings
 from agentry_stacks.deploy.agents import ResolvedAgents, resolve_agents
 from agentry_stacks.deploy.config import ConfigError, EnvironmentConfig, FunctionSettings, Problem
 from agentry_stacks.deploy.toolsets import Distribution, fill_placeholders
@@ -54,6 +59,7 @@ from agentry_stacks.deploy.toolsets import Distribution, fill_placeholders
 __all__ = ["main", "run", "stack_bundle"]
 
 _STEP_RULE = "step-requests"
+_APPROVAL_RULE = "approvals"
 _AGENTS = "agentry:agents"
 
 
@@ -84,6 +90,11 @@ def _function_environment(
         agents=agents.limits(),
         ttl_days=config.agent.ttl_days,
         max_request_bytes=MAX_REQUEST_BYTES,
+        access=AccessSettings(
+            operators=config.operators,
+            max_active_agents_per_caller=config.max_active_agents_per_caller,
+            approval_window_seconds=config.approvals.window_seconds,
+        ),
     ).to_environment()
     return {name: names.get(name, value) for name, value in settings.items()}
 
@@ -429,7 +440,28 @@ def run(config: EnvironmentConfig) -> None:
             log_retention_days=config.log_retention_days,
             kms_key_arn=key_arn,
             tags=tags,
+            # Named ahead of the rule, which needs the topic: the ARN follows from the name.
+            topic_rule_arns=[
+                bus.arn.apply(lambda arn: rule_arn(arn, physical_name(stack, _APPROVAL_RULE)))
+            ],
         ),
+    )
+    # Approval requests go straight to the humans: ids and tool names only (the event holds
+    # nothing else), the inputs are at GET /agents/{id}/approvals for the owner or an operator.
+    EventRule(
+        "approval-rule",
+        EventRuleArgs(
+            stack=stack,
+            suffix=_APPROVAL_RULE,
+            description="Calls waiting for a person's approval go to the human topic",
+            bus_name=bus.name,
+            pattern=approval_pattern(),
+            target_arn=humans.arn,
+            transform=approval_notification(),
+            dlq_arn=bus.dlq_arn,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[recovery]),
     )
     # Only the announcer may put agentry.* events on the bus: every writer only commits.
     bus.restrict_publishers([announcer.role_arn])
@@ -500,7 +532,6 @@ def _reconciler_environment(
             stale_after_seconds=config.reconciler.stale_after_seconds,
             max_redrives=config.reconciler.max_redrives,
             dead_letter_queue_url=url,
-            approval_window_seconds=config.approvals.window_seconds,
         ).model_dump_json(by_alias=True)
     )
     return {**environment, Env.RECONCILER.value: settings}
