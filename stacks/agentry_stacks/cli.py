@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -157,6 +158,13 @@ def plan(
         Console().print(resource_table(graph))
 
 
+class ApproveChoice(StrEnum):
+    """Values of ``agentry local run --approve``."""
+
+    ALL = "all"
+    NONE = "none"
+
+
 @local_app.command("run")
 def local_run(
     goal: Annotated[str, typer.Option("--goal", help="What the agent must achieve.")],
@@ -184,9 +192,17 @@ def local_run(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one final JSON object, no live output.")
     ] = False,
+    approve: Annotated[
+        ApproveChoice | None,
+        typer.Option(
+            "--approve",
+            help="Answer approval requests: 'all' approves every held call, 'none' rejects it.",
+        ),
+    ] = None,
     project_dir: ProjectDir = None,
 ) -> None:
-    """Run one agent on the embedded local environment: exit 0 COMPLETED, 3 NEEDS_HUMAN, 1 else.
+    """Run one agent on the embedded local environment: exit 0 COMPLETED, 3 when a person must
+    act (NEEDS_HUMAN, or AWAITING_APPROVAL without --approve), 1 else.
 
     Without --script the offline model plans only for the flight demo; a script that runs out,
     or names a tool the agent does not have, ends the run with exit 1 naming the turn.
@@ -217,6 +233,7 @@ def local_run(
             duplicate_events=duplicate_events,
             project_dir=project_dir,
             on_event=None if json_output else ProgressPrinter(console),
+            approve=None if approve is None else approve.value,
         )
     except LocalEnvironmentError as exc:
         typer.echo(f"agentry local run: {exc}", err=True)

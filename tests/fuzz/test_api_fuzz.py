@@ -27,6 +27,7 @@ ROUTES = [
     "/agents/{id}/messages",
     "/agents/{id}/resume",
     "/agents/{id}/cancel",
+    "/agents/{id}/approvals",
 ]
 FIELDS = ["goal", "prompt", "instruction", "reason", "limit", "cursor", "colour", ""]
 
@@ -124,7 +125,17 @@ def test_bad_bodies_on_every_body_route_are_rejected_naming_a_field(
     api_world: ApiWorld, data: st.DataObject
 ) -> None:
     # GIVEN a route that reads a body, on a known agent
-    route = data.draw(st.sampled_from(["/agents", "/agents/{id}/resume", "/agents/{id}/cancel"]))
+    route = data.draw(
+        st.sampled_from(
+            [
+                "/agents",
+                "/agents/{id}/resume",
+                "/agents/{id}/cancel",
+                "/agents/{id}/messages",
+                "/agents/{id}/approvals",
+            ]
+        )
+    )
     path = route.replace("{id}", data.draw(st.sampled_from(list(api_world.agents.values()))))
     # WHEN the body is anything at all
     event = request("POST", path, body=data.draw(bodies()))

@@ -84,7 +84,7 @@ def test_unknown_routes_get_api_gateways_404(dev_graph: dict[str, Any]) -> None:
     # GIVEN the graph's routes
     with LocalEnvironment(graph=dev_graph) as env:
         # WHEN a request matches no route key of the graph
-        status, body = env.call("DELETE", "/agents/agent-" + "0" * 32)
+        status, body = env.call("PATCH", "/agents/agent-" + "0" * 32)
         # THEN API Gateway answers, not the function
         assert (status, body) == (404, {"message": "Not Found"})
 

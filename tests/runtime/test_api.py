@@ -15,8 +15,10 @@ from support.agents import flights_tools
 from support.world import REGION, World
 
 from agentry_offline.events import LambdaContext, http_api_event
+from agentry_platform.components.http_api import ROUTES
 from agentry_runtime.contract import StepKind
 from agentry_runtime.handlers import api
+from agentry_runtime.identity import caller_of
 from agentry_runtime.service import MAX_VIEW_BYTES
 from agentry_runtime.state import (
     Message,
@@ -322,7 +324,7 @@ def test_unknown_route_is_a_json_404(world: World) -> None:
 def test_the_view_of_an_agent_with_huge_tool_turns_is_bounded_in_bytes(world: World) -> None:
     # GIVEN a legal agent whose 40 latest turns each hold 20 tool calls or results of 15 KB
     store = world.runtime.store
-    header = world.runtime.service.create(GOAL)
+    header = world.runtime.service.create(GOAL, caller=caller_of(http_api_event("GET", "/")))
     piece = "x" * 15_000
     seq = header.message_count
     for turn in range(20):
@@ -380,3 +382,19 @@ def test_the_view_of_an_agent_with_huge_tool_turns_is_bounded_in_bytes(world: Wo
     assert view["planTruncated"]
     assert 0 < len(context["conversationHistory"]) < 41
     assert context["conversationHistory"][-1]["origin"] == "tool"
+
+
+def test_every_route_the_http_api_declares_is_served_and_no_other(world: World) -> None:
+    # GIVEN the routes the platform declares on the HTTP API, and an agent of the caller
+    agent_id = world.start(GOAL)
+    served = set()
+    for route in ROUTES:
+        method, path = route.split(" ")
+        # WHEN each is called THEN the api function has a handler for it (not "no such route")
+        status, body = world.call(method, path.replace("{id}", agent_id))
+        assert not (status == 404 and body["error"]["code"] == "NotFound"), route
+        served.add(route)
+    # AND a method the API does not declare is not served either
+    status, body = world.call("PUT", f"/agents/{agent_id}")
+    assert (status, body["error"]["code"]) == (404, "NotFound")
+    assert served == set(ROUTES)

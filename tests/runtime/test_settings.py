@@ -13,7 +13,7 @@ from agentry_runtime.contract import AGENTS_FILE_NAME, TASK_ROOT_VARIABLE
 from agentry_runtime.errors import SettingsError, UnknownAgentError
 from agentry_runtime.pricing import ModelPrice
 from agentry_runtime.runtime import Runtime
-from agentry_runtime.settings import AgentLimits, FunctionSettings
+from agentry_runtime.settings import AccessSettings, AgentLimits, FunctionSettings
 
 LIMITS = AgentLimits(
     model="anthropic.claude-3-5-haiku-20241022-v1:0",
@@ -39,6 +39,11 @@ SETTINGS = FunctionSettings(
     model_read_timeout_seconds=30,
     model_connect_timeout_seconds=5,
     model_max_attempts=2,
+    access=AccessSettings(
+        operators=["arn:aws:iam::111122223333:role/ops/Operator"],
+        max_active_agents_per_caller=7,
+        approval_window_seconds=600,
+    ),
 )
 SPEC = AgentSpec(
     description="Books flights.",

@@ -513,3 +513,18 @@ def test_header_items_do_not_grow_with_the_conversation(
         0, created.model_copy(update={"message_count": 300, "step": 299, "tool_call_count": 150})
     )
     assert abs(item_size(_raw(store, "META")) - small) < 16
+
+
+def test_tool_names_in_the_header_round_trip_as_the_toolset_spelled_them(
+    store: AgentStore, created: AgentHeader
+) -> None:
+    # GIVEN counts of tools whose names have underscores and capitals, and held calls
+    uses = {"book_flight": 1, "getOrder": 2, "issue_refund_v2": 3}
+    header = created.model_copy(
+        update={"tool_uses": uses, "awaiting_tools": ["book_flight"], "awaiting_calls": ["t_1"]}
+    )
+    # WHEN committed and read back THEN the names are exactly the toolset's
+    store.commit(created.version, header)
+    read = store.get_header(AGENT)
+    assert read.tool_uses == uses
+    assert (read.awaiting_tools, read.awaiting_calls) == (["book_flight"], ["t_1"])

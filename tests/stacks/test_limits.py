@@ -209,15 +209,15 @@ def test_service_grant_nothing_uses_is_reported(graphs: dict[str, Graph]) -> Non
         statements.append(
             {
                 "Effect": "Allow",
-                "Principal": {"Service": "events.amazonaws.com"},
+                "Principal": {"Service": "states.amazonaws.com"},
                 "Action": ["kms:Decrypt"],
                 "Resource": "*",
             }
         )
 
-    _edit_policy(_find(graph, "alarms-key-key"), "policy", add_events)
+    _edit_policy(_find(graph, "topics-key-key"), "policy", add_events)
     [message] = _messages(graph, "key-use")
-    assert "nothing in the stack uses it through events.amazonaws.com" in message
+    assert "nothing in the stack uses it through states.amazonaws.com" in message
 
 
 def test_extra_action_for_a_service_is_reported(graphs: dict[str, Graph]) -> None:
@@ -237,10 +237,13 @@ def test_alarm_topic_on_the_aws_managed_key_is_reported(graphs: dict[str, Graph]
     # GIVEN dev's alarm topic back on alias/aws/sns, as it shipped before
     graph = copy.deepcopy(graphs["dev"])
     _find(graph, "alarms-topic-topic")["inputs"]["kmsMasterKeyId"] = "alias/aws/sns"
+    # AND its human topic, which the approval rule delivers to
+    _find(graph, "humans-topic")["inputs"]["kmsMasterKeyId"] = "alias/aws/sns"
     messages = _messages(graph, "key-use")
     assert any(
         m.startswith("alarms-topic-topic: CloudWatch alarms publish to it") for m in messages
     )
+    assert any(m.startswith("humans-topic: EventBridge rules publish to it") for m in messages)
 
 
 def test_role_publishing_to_an_encrypted_topic_needs_the_key(graphs: dict[str, Graph]) -> None:

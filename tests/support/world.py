@@ -19,7 +19,13 @@ from botocore.config import Config
 
 from agentry_flights import bookings
 from agentry_offline.bedrock import FakeBedrockServer
-from agentry_offline.events import LambdaContext, decode_body, http_api_event, sqs_event
+from agentry_offline.events import (
+    LOCAL_CALLER,
+    LambdaContext,
+    decode_body,
+    http_api_event,
+    sqs_event,
+)
 from agentry_offline.model import OfflineModel
 from agentry_runtime.agents import Agent
 from agentry_runtime.announcer import StreamRecord
@@ -98,7 +104,6 @@ class World:
             stale_after_seconds=0,
             max_redrives=self.max_redrives,
             dead_letter_queue_url=getattr(self, "dlq_url", None) or self._queue("unused-dlq")[0],
-            approval_window_seconds=3600,
         )
         self.pending = False
         set_runtime(self.runtime)
@@ -119,9 +124,11 @@ class World:
         *,
         headers: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
+        caller: str | None = LOCAL_CALLER,
     ) -> tuple[int, Any]:
-        """Invoke the api handler with an HTTP API v2 event; return status and JSON body."""
-        event = http_api_event(method, path, body=body, headers=headers, query=query)
+        """Invoke the api handler with an HTTP API v2 event (signed by ``caller``); return
+        status and JSON body."""
+        event = http_api_event(method, path, body=body, headers=headers, query=query, caller=caller)
         response = api.handler(event, LambdaContext(function_name="agentry-api"))
         return response["statusCode"], decode_body(response)
 

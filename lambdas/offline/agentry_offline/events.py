@@ -43,6 +43,25 @@ class LambdaContext:
         return max(0, self.timeout_ms - int((time.monotonic() - self._started) * 1000))
 
 
+#: The principal of requests made by the local environment's own tooling (an assumed role's
+#: session, as a developer's credentials usually are).
+LOCAL_CALLER = "arn:aws:sts::123456789012:assumed-role/agentry-local/developer"
+
+
+def iam_context(principal_arn: str) -> dict[str, Any]:
+    """``requestContext.authorizer.iam`` of an IAM-authorized HTTP API request."""
+    account = principal_arn.split(":")[4]
+    return {
+        "accessKey": "ASIA" + hashlib.sha256(principal_arn.encode()).hexdigest()[:16].upper(),
+        "accountId": account,
+        "callerId": principal_arn.rsplit("/", 1)[-1],
+        "cognitoIdentity": None,
+        "principalOrgId": None,
+        "userArn": principal_arn,
+        "userId": principal_arn.rsplit("/", 1)[-1],
+    }
+
+
 def http_api_event(
     method: str,
     path: str,
@@ -53,8 +72,13 @@ def http_api_event(
     query: dict[str, str] | None = None,
     path_parameters: dict[str, str] | None = None,
     account_id: str = "123456789012",
+    caller: str | None = LOCAL_CALLER,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API payload v2 event for ``method path``."""
+    """An API Gateway HTTP API payload v2 event for ``method path``.
+
+    ``caller`` is the IAM principal ARN API Gateway verified (its IAM authorizer context:
+    ``requestContext.authorizer.iam``); ``None`` is a request that was not signed.
+    """
     text = json.dumps(body) if isinstance(body, dict) else body
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
     if text is not None:
@@ -86,6 +110,8 @@ def http_api_event(
         },
         "isBase64Encoded": False,
     }
+    if caller is not None:
+        event["requestContext"]["authorizer"] = {"iam": iam_context(caller)}
     if query:
         event["queryStringParameters"] = dict(query)
     if path_parameters:

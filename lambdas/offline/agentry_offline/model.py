@@ -169,6 +169,7 @@ class _Call:
     input: dict[str, Any]
     status: str
     result: dict[str, Any]
+    text: str = ""
 
 
 class OfflineModel(OfflineResponder):
@@ -237,6 +238,9 @@ class OfflineModel(OfflineResponder):
                     f"Booked flight {call.result.get('flight_id')} {route}. "
                     f"Confirmation number: {call.result['confirmation_number']}."
                 )
+        refused = _refused_booking(_calls(messages))
+        if refused is not None:
+            return f"I did not book the flight {route}: {refused}"
         if confirmed := _CONFIRMATION.findall(goal_text):
             # The booking's tool call was compacted into a summary: never book twice.
             return f"Your flight {route} is booked. Confirmation number: {confirmed[-1]}."
@@ -337,8 +341,25 @@ def _calls(messages: list[dict[str, Any]]) -> list[_Call]:
                 (c["json"] for c in result.get("content", []) if "json" in c), {}
             )
             status = result.get("status", "success")
-            calls.append(_Call(use["name"], use["input"], status, payload))
+            text = " ".join(c["text"] for c in result.get("content", []) if "text" in c)
+            calls.append(_Call(use["name"], use["input"], status, payload, text))
     return calls
+
+
+def _refused_booking(calls: list[_Call]) -> str | None:
+    """Why the platform did not carry out the last booking call (a person rejected it, its
+    budget is spent, or its outcome is unknown), or ``None``: such a call is not retried."""
+    bookings = [c for c in calls if c.name == "book_flight"]
+    if not bookings or bookings[-1].status != "error":
+        return None
+    text = bookings[-1].text
+    if "rejected" in text:
+        return "a person rejected the booking. Tell me if you want another flight."
+    if "budget" in text:
+        return "this request may not book more flights."
+    if text.startswith("Outcome unknown"):
+        return "the booking's outcome is unknown; check your bookings before asking me again."
+    return None
 
 
 def _same(tool_input: dict[str, Any], query: dict[str, Any]) -> bool:

@@ -133,6 +133,20 @@ class Agent:
         """The model or inference profile this agent calls."""
         return self.model.model_id
 
+    def needs_approval(self, tool: str) -> bool:
+        """Whether a person approves each call of ``tool``: the definition's say, else the
+        toolset's."""
+        if tool in self.settings.approvals:
+            return self.settings.approvals[tool]
+        return tool in self.tools.names() and self.tools.get(tool).needs_approval
+
+    def describe_tools(self) -> list[dict[str, Any]]:
+        """The tools as the API shows them, with the approval rule this agent applies."""
+        return [
+            {**tool, "needsApproval": self.needs_approval(tool["name"])}
+            for tool in self.tools.describe()
+        ]
+
 
 class AgentCatalog:
     """The agents a function can run, by name; each is built on first use and then reused."""
@@ -164,7 +178,7 @@ class AgentCatalog:
                 agent.name: {
                     "description": agent.description,
                     "model": agent.model_id,
-                    "tools": agent.tools.describe(),
+                    "tools": agent.describe_tools(),
                     "price": agent.price,
                 }
                 for agent in agents
@@ -188,8 +202,12 @@ class AgentCatalog:
                 f"{sorted(in_env - in_file)}, only in the file {sorted(in_file - in_env)}"
             )
 
+        window = settings.access.approval_window_seconds
+
         def builder(name: str, spec: AgentSpec, limits: AgentLimits) -> Callable[[], Agent]:
-            return lambda: _build(name, spec, limits, bedrock=bedrock, loader=loader)
+            return lambda: _build(
+                name, spec, limits, bedrock=bedrock, loader=loader, approval_window=window
+            )
 
         return cls(
             {
@@ -201,7 +219,13 @@ class AgentCatalog:
                 name: {
                     "description": agents_file.agents[name].description,
                     "model": limits.model,
-                    "tools": [t.model_dump(by_alias=True) for t in agents_file.agents[name].tools],
+                    "tools": [
+                        {
+                            **t.model_dump(by_alias=True),
+                            "needsApproval": limits.approvals.get(t.name, t.needs_approval),
+                        }
+                        for t in agents_file.agents[name].tools
+                    ],
                     "price": limits.price,
                 }
                 for name, limits in settings.agents.items()
@@ -243,6 +267,7 @@ def _build(
     *,
     bedrock: Any | None,
     loader: ToolsetLoader,
+    approval_window: int,
 ) -> Agent:
     tools = ToolRegistry(default_timeout_seconds=limits.tool_timeout_seconds)
     for path in spec.toolsets:
@@ -264,7 +289,7 @@ def _build(
         system_prompt=spec.system_prompt,
         tools=tools,
         model=model,
-        settings=limits.loop_settings(),
+        settings=limits.loop_settings(approval_window_seconds=approval_window),
         description=spec.description,
         price=limits.price,
     )

@@ -76,6 +76,8 @@ class ErrorType(StrEnum):
     AGENT_NOT_DEFINED = "AgentNotDefined"
     #: The step's event kept failing until it reached a dead-letter queue, re-driven in vain.
     STEP_DEAD_LETTERED = "StepDeadLettered"
+    #: A tool budget or the token cap of the agent's definition is used up.
+    BUDGET_EXCEEDED = "BudgetExceeded"
     INTERNAL = "InternalError"
 
 
@@ -98,6 +100,7 @@ PUBLIC_ERROR_MESSAGES: dict[ErrorType, str] = {
     ErrorType.STEP_LIMIT_EXCEEDED: "The agent used its step budget without finishing.",
     ErrorType.AGENT_NOT_DEFINED: "The agent's definition is no longer deployed.",
     ErrorType.STEP_DEAD_LETTERED: "A step could not be processed and was dead-lettered.",
+    ErrorType.BUDGET_EXCEEDED: "The agent used up a tool budget or its token cap.",
     ErrorType.INTERNAL: "An internal error stopped the step.",
 }
 
@@ -236,6 +239,8 @@ class Index(StrEnum):
     ACTIVE = "active"
     #: Every agent by its owner, newest first (``GET /agents``).
     OWNER = "owner"
+    #: Sparse: an owner's agents that have not ended (the per-caller cap counts them).
+    OWNER_ACTIVE = "ownerActive"
 
 
 class HeaderAttr(StrEnum):
@@ -258,6 +263,8 @@ class HeaderAttr(StrEnum):
     SHARD = "shard"
     ACTIVE_SHARD = "activeShard"
     OWNER = "owner"
+    #: The owner again, while the agent has not ended (keeps ``ownerActive`` sparse).
+    ACTIVE_OWNER = "activeOwner"
     CREATED_AT = "createdAt"
 
 
@@ -279,13 +286,8 @@ def table_schema(table_name: str) -> dict[str, Any]:
         ],
         "AttributeDefinitions": [
             {"AttributeName": name, "AttributeType": "S"}
-            for name in (
-                PARTITION_KEY,
-                SORT_KEY,
-                HeaderAttr.ACTIVE_SHARD.value,
-                HeaderAttr.UPDATED_AT.value,
-                HeaderAttr.OWNER.value,
-                HeaderAttr.CREATED_AT.value,
+            for name in dict.fromkeys(
+                [PARTITION_KEY, SORT_KEY, *(key for _, h, r in INDEX_KEYS for key in (h, r))]
             )
         ],
         "GlobalSecondaryIndexes": [
@@ -295,7 +297,7 @@ def table_schema(table_name: str) -> dict[str, Any]:
                     {"AttributeName": hash_key, "KeyType": "HASH"},
                     {"AttributeName": range_key, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": {"ProjectionType": INDEX_PROJECTION},
             }
             for index, hash_key, range_key in INDEX_KEYS
         ],
@@ -304,11 +306,20 @@ def table_schema(table_name: str) -> dict[str, Any]:
     }
 
 
-#: ``(index, hash key, range key)`` of each global secondary index.
+#: ``(index, hash key, range key)`` of each global secondary index. No key changes after it is
+#: set (an agent's shard, owner, creation time and id are fixed), and the indexes project keys
+#: only: a header commit writes an index only when the agent enters or leaves it, never on a
+#: step. (An update that changes no key or projected attribute of an index does not write it;
+#: a changed key costs a delete and a put. See "Write capacity units" in
+#: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html.) Readers fetch
+#: the headers the keys point at.
 INDEX_KEYS: tuple[tuple[Index, str, str], ...] = (
-    (Index.ACTIVE, HeaderAttr.ACTIVE_SHARD.value, HeaderAttr.UPDATED_AT.value),
+    (Index.ACTIVE, HeaderAttr.ACTIVE_SHARD.value, PARTITION_KEY),
     (Index.OWNER, HeaderAttr.OWNER.value, HeaderAttr.CREATED_AT.value),
+    (Index.OWNER_ACTIVE, HeaderAttr.ACTIVE_OWNER.value, PARTITION_KEY),
 )
+#: What every index projects.
+INDEX_PROJECTION = "KEYS_ONLY"
 
 
 def agent_pk(agent_id: str) -> str:
@@ -371,6 +382,8 @@ class Env(StrEnum):
     MODEL_MAX_ATTEMPTS = "AGENTRY_MODEL_MAX_ATTEMPTS"
     #: JSON of the reconciler's settings (stale-after, re-drive budget, dead-letter queue).
     RECONCILER = "AGENTRY_RECONCILER"
+    #: JSON ``{operators, maxActiveAgentsPerCaller, approvalWindowSeconds}``.
+    ACCESS = "AGENTRY_ACCESS"
 
 
 #: Where Lambda unpacks the bundle (set by the Lambda runtime; the agents file is relative to it).

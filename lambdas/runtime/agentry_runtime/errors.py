@@ -25,7 +25,10 @@ backend error occurs (one helper per client: ``store._dynamodb_errors``, ``model
     │   └── ToolTimeoutError
     ├── PublishError               EventBridge refused events (a failed entry or a client error)
     ├── StepInProgressError        another worker holds the step's work: retry the event later
-    └── AgentError                 a typed agent error: the step ends in a failure status
+    ├── AgentError                 a typed agent error: the step ends in a failure status
+    └── RequestError               a caller's request the platform refuses (the API answers 4xx)
+        ├── TooManyAgentsError     the caller has as many unfinished agents as it may (429)
+        └── UnknownToolCallError   a decision names a call that does not wait for one (400)
 """
 
 from __future__ import annotations
@@ -47,16 +50,19 @@ __all__ = [
     "ModelThrottledError",
     "ModelUnavailableError",
     "PublishError",
+    "RequestError",
     "SettingsError",
     "StaleStepError",
     "StepInProgressError",
     "StoreError",
     "StoreThrottledError",
     "StoreUnavailableError",
+    "TooManyAgentsError",
     "ToolError",
     "ToolInputError",
     "ToolTimeoutError",
     "UnknownAgentError",
+    "UnknownToolCallError",
     "UnknownToolError",
 ]
 
@@ -204,3 +210,23 @@ class AgentError(AgentryError):
     def retryable(self) -> bool:
         """Whether the recovery state machine retries this error."""
         return self.error_type in RETRYABLE_ERRORS
+
+
+class RequestError(AgentryError):
+    """A caller's request the platform refuses; the API answers it with a 4xx."""
+
+
+class TooManyAgentsError(RequestError):
+    """The caller already has as many agents that have not ended as it may have."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"at most {cap} agents per caller may be unfinished at once")
+        self.cap = cap
+
+
+class UnknownToolCallError(RequestError):
+    """Decisions named calls that do not wait for a decision."""
+
+    def __init__(self, tool_use_ids: list[str]) -> None:
+        super().__init__(f"no held call {', '.join(map(repr, tool_use_ids[:5]))}")
+        self.tool_use_ids = tool_use_ids

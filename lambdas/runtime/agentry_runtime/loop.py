@@ -86,6 +86,9 @@ MAX_ERROR_CHARS = 4000
 LEASE_MARGIN_SECONDS = 30
 #: Kept free at the end of a chain's invocation: its last commit and the batch's response.
 CHAIN_MARGIN_SECONDS = 3.0
+#: Outcomes a tool budget counts: calls that took effect, or may have. A call the tool itself
+#: reported as failed did not (and may be retried), nor did a rejected or skipped one.
+BUDGETED = frozenset({Outcome.SUCCEEDED, Outcome.UNKNOWN})
 
 
 class StepOutcome(StrEnum):
@@ -308,6 +311,12 @@ class AgentLoop:
                 ErrorType.STEP_LIMIT_EXCEEDED,
                 f"the agent used its {agent.settings.max_steps} steps without finishing",
             )
+        cap = agent.settings.max_total_tokens
+        if cap is not None and header.usage.total >= cap:
+            raise AgentError(
+                ErrorType.BUDGET_EXCEEDED,
+                f"the agent used {header.usage.total} tokens of its cap of {cap}",
+            )
         summary, messages = memory.history(self.store, header)
         goal = summary.goal if summary else (messages[0].text() if messages else "")
         system = system_prompt(agent.system_prompt, self._today())
@@ -408,6 +417,21 @@ class AgentLoop:
                 "next_step": None,
                 "message_count": seq + 1,
                 "plan_retries": 0,
+            }
+            return _Decision([assistant], update)
+        held = _needing_approval(agent, header.tool_uses, calls)
+        if held:
+            # A person decides on each of these calls before the act step runs any of them.
+            update = {
+                "status": check_transition(header.status, Status.AWAITING_APPROVAL),
+                "next_step": StepKind.ACT,
+                "message_count": seq + 1,
+                "plan_retries": 0,
+                "approval_deadline": round(
+                    self._clock() + agent.settings.approval_window_seconds, 3
+                ),
+                "awaiting_tools": sorted({call.name for call in held}),
+                "awaiting_calls": [call.tool_use_id for call in held],
             }
             return _Decision([assistant], update)
         update = {
@@ -619,12 +643,53 @@ class AgentLoop:
                 f"agent {header.agent_id!r}: message {turn_seq} is not the turn with the calls"
             )
         outcomes: list[Message] = []
+        uses = dict(header.tool_uses)
         for index, call in enumerate(turn.tool_uses()):
             if index and self.recheck_cancellation:
                 self._still_current(header)
-            outcomes.append(self._run_call(header, agent, turn_seq, index, call, deadline))
+            budget = agent.settings.tool_budgets.get(call.name)
+            if budget is not None and uses.get(call.name, 0) >= budget:
+                text = (
+                    f"Not executed: this agent may call {call.name} at most {budget} time(s) "
+                    "over its life, and that budget is used up. Do not call it again; finish "
+                    "without it or explain what is missing."
+                )
+                seq = header.message_count + index
+                skipped = _plain_result(header, seq, call, text, Outcome.SKIPPED)
+                outcomes.append(self._record(header, skipped))
+                continue
+            if agent.needs_approval(call.name):
+                self._settle_undecided(header, turn_seq, index, call)
+            message = self._run_call(header, agent, turn_seq, index, call, deadline)
+            if message.outcome in BUDGETED:
+                uses[call.name] = uses.get(call.name, 0) + 1
+            outcomes.append(message)
         memory.add(outcomes)
         return self._after_act(header, agent, outcomes)
+
+    def _settle_undecided(
+        self, header: AgentHeader, turn_seq: int, index: int, call: ToolUse
+    ) -> None:
+        """A call that needs approval and has no decision is rejected, never run unapproved.
+
+        (The approval window normally decides first; this covers a definition that started
+        requiring approval between the plan and the act.)
+        """
+        if self.store.get_claim(header.agent_id, turn_seq, call.tool_use_id) is not None:
+            return
+        self.store.record_decision(
+            ToolClaim(
+                agent_id=header.agent_id,
+                turn_seq=turn_seq,
+                tool_use_id=call.tool_use_id,
+                name=call.name,
+                result_seq=header.message_count + index,
+                status=ClaimStatus.REJECTED,
+                decided_by="platform",
+                reason="no person approved it",
+            ),
+            ttl=header.ttl,
+        )
 
     def _still_current(self, header: AgentHeader) -> None:
         current = self.store.find_header(header.agent_id)
@@ -730,7 +795,7 @@ class AgentLoop:
         consecutive = header.consecutive_tool_failures + 1 if failed else 0
         uses = dict(header.tool_uses)
         for message in outcomes:
-            if message.outcome not in (Outcome.REJECTED, Outcome.SKIPPED):
+            if message.outcome in BUDGETED:
                 name = _tool_name(message)
                 uses[name] = uses.get(name, 0) + 1
         update: dict[str, Any] = {
@@ -741,6 +806,16 @@ class AgentLoop:
             "next_step": StepKind.PLAN,
             "tool_uses": uses,
         }
+        if any(m.outcome == Outcome.SKIPPED for m in outcomes):
+            # The model was told the budget is spent; asking again goes to a person.
+            if header.budget_strikes >= 1:
+                after = header.model_copy(update=update)  # still acting: a tool failure
+                failure = AgentError(
+                    ErrorType.BUDGET_EXCEEDED,
+                    "the model called a tool whose budget is spent, after being told",
+                )
+                return self._failed(after, failure, advance=False)
+            update["budget_strikes"] = header.budget_strikes + 1
         if not failed:
             update["status"] = check_transition(header.status, Status.TOOL_EXECUTION_SUCCESS)
             # A successful tool round proves the agent recovered: later errors get a fresh
@@ -792,6 +867,20 @@ class AgentLoop:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _needing_approval(agent: Agent, uses: dict[str, int], calls: list[ToolUse]) -> list[ToolUse]:
+    """The calls of a turn a person must decide on (those over their budget never run)."""
+    counted = dict(uses)
+    held = []
+    for call in calls:
+        budget = agent.settings.tool_budgets.get(call.name)
+        if budget is not None and counted.get(call.name, 0) >= budget:
+            continue
+        counted[call.name] = counted.get(call.name, 0) + 1
+        if agent.needs_approval(call.name):
+            held.append(call)
+    return held
 
 
 def _blocks(turn: ModelTurn) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,12 @@ from agentry_runtime.announcer import Announcer
 from agentry_runtime.contract import TASK_ROOT_VARIABLE
 from agentry_runtime.errors import SettingsError
 from agentry_runtime.events import Publisher
+from agentry_runtime.identity import Operators
 from agentry_runtime.loop import AgentLoop
 from agentry_runtime.model import ModelClient, ModelSettings
 from agentry_runtime.reconciler import Reconciler
 from agentry_runtime.service import AgentService
-from agentry_runtime.settings import FunctionSettings, ReconcilerSettings
+from agentry_runtime.settings import AccessSettings, FunctionSettings, ReconcilerSettings
 from agentry_runtime.store import AgentStore
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "Runtime", "get_runtime", "set_runtime"]
@@ -45,6 +46,12 @@ class Runtime:
     runtime_version: str = __version__
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     ttl_days: int = 30
+    #: Operators, per-caller cap and approval window (a stack's; open defaults for tests).
+    access: AccessSettings = field(
+        default_factory=lambda: AccessSettings(
+            operators=[], max_active_agents_per_caller=1000, approval_window_seconds=86_400
+        )
+    )
 
     reconciler_settings: ReconcilerSettings | None = None
     _session: Any | None = None
@@ -62,6 +69,8 @@ class Runtime:
             agents=self.agents,
             runtime_version=self.runtime_version,
             ttl_days=self.ttl_days,
+            operators=Operators(self.access.operators),
+            max_active_per_caller=self.access.max_active_agents_per_caller,
         )
 
     @cached_property
@@ -79,7 +88,12 @@ class Runtime:
         """Re-announces agents that made no progress, re-drives dead letters."""
         if self.reconciler_settings is None:
             raise SettingsError("this function has no reconciler settings (AGENTRY_RECONCILER)")
-        return Reconciler(store=self.store, settings=self.reconciler_settings, sqs=self.sqs)
+        return Reconciler(
+            store=self.store,
+            settings=self.reconciler_settings,
+            sqs=self.sqs,
+            expire_approvals=self.service.expire_approvals,
+        )
 
     @classmethod
     def from_env(
@@ -122,6 +136,7 @@ class Runtime:
             runtime_version=settings.runtime_version,
             max_request_bytes=settings.max_request_bytes,
             ttl_days=settings.ttl_days,
+            access=settings.access,
             reconciler_settings=settings.reconciler,
             _session=session,
         )

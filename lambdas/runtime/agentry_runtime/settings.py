@@ -16,7 +16,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import (
@@ -35,6 +35,7 @@ from agentry_runtime.pricing import ModelPrice
 
 __all__ = [
     "AGENT_NAME_PATTERN",
+    "AccessSettings",
     "AgentLimits",
     "FunctionSettings",
     "LoopSettings",
@@ -62,16 +63,65 @@ class AgentLimits(BaseModel):
     max_plan_retries: int = Field(ge=0, le=10, description="Invalid model answers before an error.")
     prompt_caching: bool = Field(description="Mark the static prompt prefix as cacheable.")
     price: ModelPrice = Field(description="What the agent's model costs (USD per million tokens).")
+    tool_budgets: dict[str, int] = Field(
+        default_factory=dict,
+        description="Most calls of each named tool over the agent's life (resumes included).",
+    )
+    max_total_tokens: int | None = Field(
+        default=None, ge=1000, description="Most tokens (in and out) over the agent's life."
+    )
+    approvals: dict[str, bool] = Field(
+        default_factory=dict,
+        description="Per tool: whether a person approves each call (overrides the toolset).",
+    )
 
-    def loop_settings(self) -> LoopSettings:
-        """The loop's view of these limits."""
+    @field_validator("tool_budgets")
+    @classmethod
+    def _budgets_are_counts(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, count in value.items():
+            if not re.match(r"^[a-zA-Z0-9_-]{1,64}$", name):
+                raise ValueError(f"{name!r} is not a tool name")
+            if not 0 <= count <= 10_000:
+                raise ValueError(f"{name}: a budget is 0 to 10000 calls, got {count}")
+        return value
+
+    def loop_settings(self, *, approval_window_seconds: int = 86_400) -> LoopSettings:
+        """The loop's view of these limits (the approval window is the stack's)."""
         return LoopSettings(
             max_steps=self.max_steps,
             max_tool_failures=self.max_tool_failures,
             max_plan_retries=self.max_plan_retries,
             token_budget=self.token_budget,
             tool_timeout_seconds=self.tool_timeout_seconds,
+            tool_budgets=dict(self.tool_budgets),
+            max_total_tokens=self.max_total_tokens,
+            approvals=dict(self.approvals),
+            approval_window_seconds=approval_window_seconds,
         )
+
+
+class AccessSettings(BaseModel):
+    """Who may act on agents, how many each caller may run, how long approvals wait."""
+
+    model_config = _CONTRACT
+
+    operators: list[str] = Field(
+        description="IAM role ARNs that may act on any agent (matched by account and role name)."
+    )
+    max_active_agents_per_caller: int = Field(
+        ge=1, le=100_000, description="Agents a caller may have running at once (then 429)."
+    )
+    approval_window_seconds: int = Field(
+        ge=60, le=30 * 86_400, description="Unanswered approvals count as rejected after this."
+    )
+
+    @field_validator("operators")
+    @classmethod
+    def _operators_are_roles(cls, value: list[str]) -> list[str]:
+        for index, arn in enumerate(value):
+            if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", arn):
+                raise ValueError(f"[{index}]: {arn!r} is not an IAM role ARN")
+        return value
 
 
 class ReconcilerSettings(BaseModel):
@@ -86,9 +136,6 @@ class ReconcilerSettings(BaseModel):
         ge=0, le=20, description="Re-drives of a dead-lettered step before a human is asked."
     )
     dead_letter_queue_url: str = Field(description="The step queue's dead-letter queue.")
-    approval_window_seconds: int = Field(
-        ge=60, le=30 * 86_400, description="Unanswered approvals count as rejected after this."
-    )
 
 
 class FunctionSettings(BaseModel):
@@ -117,6 +164,7 @@ class FunctionSettings(BaseModel):
     model_max_attempts: int = Field(
         ge=1, le=10, description="Attempts of one model call (boto3 standard retry mode)."
     )
+    access: AccessSettings = Field(description="Operators, caller quotas, approval window.")
     reconciler: ReconcilerSettings | None = Field(
         default=None, description="The reconciler's settings (only its function has them)."
     )
@@ -156,6 +204,7 @@ class FunctionSettings(BaseModel):
             Env.MODEL_READ_TIMEOUT_SECONDS.value: str(self.model_read_timeout_seconds),
             Env.MODEL_CONNECT_TIMEOUT_SECONDS.value: str(self.model_connect_timeout_seconds),
             Env.MODEL_MAX_ATTEMPTS.value: str(self.model_max_attempts),
+            Env.ACCESS.value: self.access.model_dump_json(by_alias=True),
             **(
                 {Env.RECONCILER.value: self.reconciler.model_dump_json(by_alias=True)}
                 if self.reconciler is not None
@@ -173,7 +222,7 @@ class FunctionSettings(BaseModel):
             if value is None:
                 if variable not in _OPTIONAL:
                     problems.append(f"{variable.value}: required, not set")
-            elif variable in (Env.AGENTS, Env.RECONCILER):
+            elif variable in (Env.AGENTS, Env.RECONCILER, Env.ACCESS):
                 try:
                     raw[field_name] = json.loads(value)
                 except json.JSONDecodeError as exc:
@@ -205,6 +254,7 @@ _VARIABLES: dict[str, Env] = {
     "model_read_timeout_seconds": Env.MODEL_READ_TIMEOUT_SECONDS,
     "model_connect_timeout_seconds": Env.MODEL_CONNECT_TIMEOUT_SECONDS,
     "model_max_attempts": Env.MODEL_MAX_ATTEMPTS,
+    "access": Env.ACCESS,
     "reconciler": Env.RECONCILER,
 }
 # Variables only some functions get.
@@ -231,3 +281,11 @@ class LoopSettings:
     token_budget: int = 12_000
     tool_timeout_seconds: int = 10
     max_tool_result_chars: int = 16_000
+    #: Most calls of each named tool over the agent's life.
+    tool_budgets: Mapping[str, int] = field(default_factory=dict)
+    #: Most tokens (in and out) over the agent's life; ``None``: no cap.
+    max_total_tokens: int | None = None
+    #: Per tool: whether a person approves each call (overrides the toolset's choice).
+    approvals: Mapping[str, bool] = field(default_factory=dict)
+    #: How long a person has to decide before undecided calls count as rejected.
+    approval_window_seconds: int = 86_400

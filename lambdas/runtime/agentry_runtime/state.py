@@ -299,6 +299,9 @@ class AgentInfo(BaseModel):
     runtime_version: str
     owner: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+    #: Who cancelled the agent, and when (ISO 8601), set by the cancel's transaction.
+    cancelled_by: str | None = None
+    cancelled_at: str | None = None
 
 
 class AgentHeader(BaseModel):
@@ -345,6 +348,14 @@ class AgentHeader(BaseModel):
     )
     awaiting_tools: list[str] = Field(
         default_factory=list, description="Names of the tools whose calls wait for approval."
+    )
+    awaiting_calls: list[str] = Field(
+        default_factory=list, description="toolUseIds of the calls that wait for approval."
+    )
+    budget_strikes: int = Field(
+        default=0,
+        ge=0,
+        description="Act steps that met a spent tool budget since the last person's message.",
     )
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -23,6 +23,7 @@ import base64
 import binascii
 import contextlib
 import json
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -73,6 +74,7 @@ from agentry_runtime.state import (
     AgentInfo,
     ClaimStatus,
     Message,
+    Status,
     Summary,
     ToolClaim,
 )
@@ -205,9 +207,16 @@ class AgentStore:
         return written
 
     def commit_with_messages(
-        self, expected_version: int, header: AgentHeader, messages: Sequence[Message]
+        self,
+        expected_version: int,
+        header: AgentHeader,
+        messages: Sequence[Message],
+        *,
+        info: Mapping[str, str] | None = None,
     ) -> AgentHeader:
-        """The header and a person's messages, atomically (resume, follow-up, approvals).
+        """The header and a person's messages, atomically (resume, follow-up, approvals,
+        cancel); ``info`` sets string attributes of the info item in the same transaction
+        (who cancelled, and when).
 
         These writes come from the API, where a half-written request must leave nothing
         behind, so they use a transaction; steps do not need one (see the module doc).
@@ -216,6 +225,24 @@ class AgentStore:
         meta = _header_to_item(written)
         items = [_message_to_item(header.agent_id, m, header.ttl) for m in messages]
         self._check_sizes(header.agent_id, [meta, *items])
+        info_actions = []
+        if info:
+            names = {f"#i{index}": name for index, name in enumerate(info)}
+            info_actions.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": _key(header.agent_id, INFO_SK),
+                        "UpdateExpression": "SET "
+                        + ", ".join(f"{name} = :i{name[2:]}" for name in names),
+                        "ConditionExpression": f"attribute_exists({SORT_KEY})",
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": {
+                            f":i{index}": {"S": value} for index, value in enumerate(info.values())
+                        },
+                    }
+                }
+            )
         actions = [
             {
                 "Put": {
@@ -234,6 +261,7 @@ class AgentStore:
                 }
                 for item in items
             ),
+            *info_actions,
         ]
         try:
             self._call("transact_write_items", TransactItems=actions)
@@ -316,9 +344,14 @@ class AgentStore:
                 {"DeleteRequest": {"Key": _key(agent_id, sk)}} for sk in ordered[start : start + 25]
             ]
             pending: dict[str, Any] = {self.table_name: requests}
-            while pending:
+            for attempt in range(8):
                 response = self._call("batch_write_item", RequestItems=pending)
                 pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))  # unprocessed items: throttled
+            else:
+                raise StoreThrottledError(f"agent {agent_id!r}: deletes stayed throttled")
         return len(ordered)
 
     # --- messages -------------------------------------------------------------------------
@@ -564,29 +597,33 @@ class AgentStore:
     # --- reconciler -----------------------------------------------------------------------
 
     def stale_agents(self, shard: str, *, updated_before: datetime) -> Iterator[AgentHeader]:
-        """Agents of one shard of the ``active`` index whose header is older than a moment."""
+        """Agents of one shard of the ``active`` index whose header is older than a moment.
+
+        The index holds keys only (see ``contract.INDEX_KEYS``): the headers are fetched and
+        their ``updatedAt`` compared here.
+        """
         paginator = self.client.get_paginator("query")
         with _dynamodb_errors():
             for page in paginator.paginate(
                 TableName=self.table_name,
                 IndexName=Index.ACTIVE.value,
-                KeyConditionExpression="#shard = :shard AND #updatedAt < :before",
-                ExpressionAttributeNames={
-                    "#shard": HeaderAttr.ACTIVE_SHARD.value,
-                    "#updatedAt": HeaderAttr.UPDATED_AT.value,
-                },
-                ExpressionAttributeValues={
-                    ":shard": {"S": shard},
-                    ":before": {"S": _iso(updated_before)},
-                },
+                KeyConditionExpression="#shard = :shard",
+                ExpressionAttributeNames={"#shard": HeaderAttr.ACTIVE_SHARD.value},
+                ExpressionAttributeValues={":shard": {"S": shard}},
             ):
-                for item in page["Items"]:
-                    yield _item_to_header(_deserialize(item))
+                keys = [item[PARTITION_KEY]["S"] for item in page["Items"]]
+                for header in self._headers(keys):
+                    if header.updated_at < updated_before:
+                        yield header
 
     def owned_agents(
-        self, owner: str, *, limit: int, cursor: str | None
+        self, owner: str, *, limit: int, cursor: str | None, status: Status | None = None
     ) -> tuple[list[AgentHeader], str | None]:
-        """One page of an owner's agents, newest first, and the next cursor (or ``None``)."""
+        """One page of an owner's agents, newest first, and the next cursor (or ``None``).
+
+        With ``status``, only agents in it are returned: a page may then hold fewer than
+        ``limit`` (even none) while a next cursor remains.
+        """
         kwargs: dict[str, Any] = {}
         if cursor is not None:
             kwargs["ExclusiveStartKey"] = _decode_key(cursor)
@@ -601,9 +638,62 @@ class AgentStore:
             Limit=limit,
             **kwargs,
         )
-        headers = [_item_to_header(_deserialize(item)) for item in response["Items"]]
+        order = [item[PARTITION_KEY]["S"] for item in response["Items"]]
+        found = {agent_pk(h.agent_id): h for h in self._headers(order)}
+        headers = [
+            found[pk]
+            for pk in order
+            if pk in found and (status is None or found[pk].status == status)
+        ]
         last = response.get("LastEvaluatedKey")
         return headers, (_encode_key(last) if last else None)
+
+    def count_active(self, owner: str, *, up_to: int) -> int:
+        """How many of an owner's agents have not ended, counting no further than ``up_to``."""
+        counted = 0
+        kwargs: dict[str, Any] = {}
+        while counted < up_to:
+            response = self._call(
+                "query",
+                TableName=self.table_name,
+                IndexName=Index.OWNER_ACTIVE.value,
+                KeyConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": HeaderAttr.ACTIVE_OWNER.value},
+                ExpressionAttributeValues={":owner": {"S": owner}},
+                Select="COUNT",
+                Limit=up_to - counted,
+                **kwargs,
+            )
+            counted += int(response["Count"])
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return counted
+
+    def _headers(self, partition_keys: Sequence[str]) -> list[AgentHeader]:
+        """The headers of these agents (``AGENT#<id>`` keys), in no particular order; an agent
+        deleted meanwhile is left out."""
+        headers: list[AgentHeader] = []
+        for start in range(0, len(partition_keys), 100):  # BatchGetItem's limit
+            pending: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [
+                        {PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": META_SK}}
+                        for pk in dict.fromkeys(partition_keys[start : start + 100])
+                    ]
+                }
+            }
+            for attempt in range(8):
+                response = self._call("batch_get_item", RequestItems=pending)
+                for item in response["Responses"].get(self.table_name, []):
+                    headers.append(_item_to_header(_deserialize(item)))
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))  # unprocessed keys: throttled, back off
+            else:
+                raise StoreThrottledError(f"table {self.table_name}: batch reads stayed throttled")
+        return headers
 
     # --- invariants -----------------------------------------------------------------------
 
@@ -741,12 +831,16 @@ def _header_to_item(header: AgentHeader) -> dict[str, Any]:
     for name, value in header.model_dump(exclude_none=True).items():
         if name == "owner" and not value:
             continue  # an index key cannot be an empty string: no owner, no entry in the index
-        if name in ("tool_uses", "awaiting_tools") and not value:
+        if name in ("tool_uses", "awaiting_tools", "awaiting_calls") and not value:
             continue
-        item[_HEADER_ATTRS[name]] = _attr(value)
+        # Tool names are keys a toolset chose: stored as they are, never camelCased.
+        item[_HEADER_ATTRS[name]] = dict(value) if name == "tool_uses" else _attr(value)
     # While the agent waits for the platform, it is in the reconciler's (sparse) index.
     if header.status not in TERMINAL and header.status != state.Status.NEEDS_HUMAN:
         item[HeaderAttr.ACTIVE_SHARD.value] = header.shard
+    # Until it ends, it counts against its owner's cap.
+    if header.owner and header.status not in TERMINAL:
+        item[HeaderAttr.ACTIVE_OWNER.value] = header.owner
     return item
 
 

@@ -122,6 +122,8 @@ class EventRuleArgs:
     tags: Mapping[str, str]
     target_role_arn: pulumi.Input[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``(input paths, template)``: what the target receives instead of the whole event.
+    transform: tuple[dict[str, str], str] | None = None
 
 
 class EventRule(pulumi.ComponentResource):
@@ -150,6 +152,11 @@ class EventRule(pulumi.ComponentResource):
             target_id=args.suffix,
             arn=args.target_arn,
             role_arn=args.target_role_arn,
+            input_transformer=None
+            if args.transform is None
+            else aws.cloudwatch.EventTargetInputTransformerArgs(
+                input_paths=args.transform[0], input_template=args.transform[1]
+            ),
             dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=args.dlq_arn),
             retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
                 maximum_event_age_in_seconds=_MAX_EVENT_AGE_SECONDS,

@@ -17,10 +17,15 @@ __all__ = ["ROUTES", "HttpApi", "HttpApiArgs"]
 #: Every route the api function serves; all require SigV4 (IAM) authorisation.
 ROUTES = (
     "POST /agents",
+    "GET /agents",
     "GET /agents/{id}",
+    "DELETE /agents/{id}",
     "GET /agents/{id}/messages",
+    "POST /agents/{id}/messages",
     "POST /agents/{id}/resume",
     "POST /agents/{id}/cancel",
+    "GET /agents/{id}/approvals",
+    "POST /agents/{id}/approvals",
 )
 _ACCESS_LOG_FORMAT = {
     "requestId": "$context.requestId",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -43,6 +43,10 @@ class RecoveryStateMachineArgs:
     log_retention_days: int
     tags: Mapping[str, str]
     kms_key_arn: pulumi.Input[str] | None = None
+    #: The human topic's key when the stack has no key of its own (the role publishes with it).
+    topic_kms_key_arn: pulumi.Input[str] | None = None
+    #: EventBridge rules that also deliver to the human topic (approval requests).
+    topic_rule_arns: Sequence[pulumi.Input[str]] = ()
 
 
 class RecoveryStateMachine(pulumi.ComponentResource):
@@ -92,7 +96,9 @@ class RecoveryStateMachine(pulumi.ComponentResource):
             name=physical_name(args.stack, "recovery-policy"),
             role=self.role.id,
             policy=json_output(
-                pulumi.Output.all(args.table_arn, args.topic_arn, args.kms_key_arn).apply(
+                pulumi.Output.all(
+                    args.table_arn, args.topic_arn, args.kms_key_arn or args.topic_kms_key_arn
+                ).apply(
                     lambda a: policy_document(
                         recovery_statements(table_arn=a[0], topic_arn=a[1], key_arn=a[2])
                     )
@@ -104,9 +110,11 @@ class RecoveryStateMachine(pulumi.ComponentResource):
             f"{name}-topic-policy",
             arn=args.topic_arn,
             policy=json_output(
-                pulumi.Output.all(args.topic_arn, args.account_id, self.role.arn).apply(
+                pulumi.Output.all(
+                    args.topic_arn, args.account_id, self.role.arn, *args.topic_rule_arns
+                ).apply(
                     lambda a: topic_publish_policy(
-                        topic_arn=a[0], account_id=a[1], role_arns=[a[2]]
+                        topic_arn=a[0], account_id=a[1], role_arns=[a[2]], rule_arns=a[3:]
                     )
                 )
             ),

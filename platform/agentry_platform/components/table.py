@@ -10,7 +10,13 @@ import pulumi_aws as aws
 
 from agentry_platform.components._options import protected
 from agentry_platform.lib.naming import physical_name
-from agentry_runtime.contract import INDEX_KEYS, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from agentry_runtime.contract import (
+    INDEX_KEYS,
+    INDEX_PROJECTION,
+    PARTITION_KEY,
+    SORT_KEY,
+    TTL_ATTRIBUTE,
+)
 
 __all__ = ["AgentTable", "AgentTableArgs"]
 
@@ -62,7 +68,7 @@ class AgentTable(pulumi.ComponentResource):
                             attribute_name=range_key, key_type="RANGE"
                         ),
                     ],
-                    projection_type="ALL",
+                    projection_type=INDEX_PROJECTION,
                 )
                 for index, hash_key, range_key in INDEX_KEYS
             ],

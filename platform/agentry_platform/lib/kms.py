@@ -37,6 +37,8 @@ class KeyPath(StrEnum):
     EVENTBRIDGE_TO_SQS = "eventbridge-to-sqs"
     #: CloudWatch alarms publish to an encrypted SNS topic.
     CLOUDWATCH_TO_SNS = "cloudwatch-to-sns"
+    #: EventBridge delivers to an encrypted SNS topic (a rule target).
+    EVENTBRIDGE_TO_SNS = "eventbridge-to-sns"
     #: CloudWatch Logs encrypts a log group.
     LOGS = "logs"
     #: EventBridge encrypts an event bus's events (and its archive) with the key.
@@ -75,6 +77,20 @@ def service_grant(path: KeyPath, region: str) -> ServiceKeyGrant:
             condition_keys=(),
             source="https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/"
             "sqs-key-management.html#compatibility-with-aws-services",
+        )
+    if path == KeyPath.EVENTBRIDGE_TO_SNS:
+        # SNS developer guide, "Key management" > "Enable compatibility between event sources
+        # from AWS services and encrypted topics": kms:GenerateDataKey* and kms:Decrypt for the
+        # service principal, no condition; re:Post "Why isn't my Amazon SNS topic receiving
+        # EventBridge notifications?": the topic needs a customer managed key that grants it.
+        return ServiceKeyGrant(
+            path=path,
+            principal="events.amazonaws.com",
+            actions=("kms:GenerateDataKey*", "kms:Decrypt"),
+            calls=("kms:GenerateDataKey", "kms:Decrypt"),
+            condition_keys=(),
+            source="https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html"
+            "#compatibility-with-aws-services",
         )
     if path == KeyPath.CLOUDWATCH_TO_SNS:
         # CloudWatch user guide (alarm actions to an encrypted SNS topic) and AWS re:Post
@@ -142,26 +158,30 @@ def _fill(condition: Mapping[str, Mapping[str, str]], **values: str) -> dict[str
 def service_statements(
     paths: Sequence[KeyPath], *, account_id: str, region: str
 ) -> list[Statement]:
-    """The documented key-policy statement of each path the key serves (one per principal and
-    path; paths that share a principal and statement are merged)."""
-    statements: list[Statement] = []
-    seen: set[tuple[str, tuple[str, ...]]] = set()
+    """The documented key-policy statement of each path the key serves; paths of one principal
+    with the same documented condition share a statement (their actions together)."""
+    merged: dict[tuple[str, str], Statement] = {}
     for path in paths:
         grant = service_grant(path, region)
-        if (grant.principal, grant.actions) in seen:
+        condition = _fill(grant.condition, account=account_id, region=region)
+        slot = (grant.principal, repr(sorted(condition.items())))
+        sid = "".join(part.capitalize() for part in grant.path.split("-"))
+        if slot in merged:
+            statement = merged[slot]
+            statement["Sid"] += f"And{sid}"
+            statement["Action"] += [a for a in grant.actions if a not in statement["Action"]]
             continue
-        seen.add((grant.principal, grant.actions))
-        statement: Statement = {
-            "Sid": "".join(part.capitalize() for part in grant.path.split("-")),
+        statement = {
+            "Sid": sid,
             "Effect": "Allow",
             "Principal": {"Service": grant.principal},
             "Action": list(grant.actions),
             "Resource": "*",
         }
-        if grant.condition:
-            statement["Condition"] = _fill(grant.condition, account=account_id, region=region)
-        statements.append(statement)
-    return statements
+        if condition:
+            statement["Condition"] = condition
+        merged[slot] = statement
+    return list(merged.values())
 
 
 @dataclass(frozen=True)

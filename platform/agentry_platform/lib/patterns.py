@@ -7,11 +7,19 @@ filters the table's stream with the same pattern language
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from agentry_runtime.contract import EVENT_SOURCE, META_SK, SORT_KEY, DetailType
 
-__all__ = ["approval_pattern", "error_pattern", "header_changes_pattern", "step_pattern"]
+__all__ = [
+    "APPROVAL_TEXT",
+    "approval_notification",
+    "approval_pattern",
+    "error_pattern",
+    "header_changes_pattern",
+    "step_pattern",
+]
 
 
 def step_pattern() -> dict[str, Any]:
@@ -27,6 +35,24 @@ def error_pattern() -> dict[str, Any]:
 def approval_pattern() -> dict[str, Any]:
     """Calls waiting for a person's approval: routed to the human topic."""
     return {"source": [EVENT_SOURCE], "detail-type": [DetailType.AGENT_NEEDS_APPROVAL.value]}
+
+
+#: What the approval notification says besides its typed fields (the inputs of the held calls
+#: are read through the API by the owner or an operator).
+APPROVAL_TEXT = (
+    "An agent waits for a person to approve tool calls: read them with "
+    "GET /agents/{agentId}/approvals, then decide with POST /agents/{agentId}/approvals."
+)
+
+
+def approval_notification() -> tuple[dict[str, str], str]:
+    """The input transformer of the approval rule: ids, step and tool names, and the text."""
+    paths = {"agentId": "$.detail.agentId", "step": "$.detail.step", "tools": "$.detail.tools"}
+    template = (
+        '{"agentId": <agentId>, "step": <step>, "tools": <tools>, '
+        f'"status": "AWAITING_APPROVAL", "message": {json.dumps(APPROVAL_TEXT)}}}'
+    )
+    return paths, template
 
 
 def header_changes_pattern() -> list[dict[str, Any]]:

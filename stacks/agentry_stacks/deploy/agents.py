@@ -96,6 +96,15 @@ def resolve_agents(config: EnvironmentConfig) -> ResolvedAgents:
                 problems.append(Problem(f"{path}.tools[{position}]", f"{toolset!r}: {exc}"))
                 continue
             toolsets.append(dist)
+        for key, named in (
+            ("toolBudgets", definition.tool_budgets),
+            ("approvals", definition.approvals),
+        ):
+            problems.extend(
+                Problem(f"{path}.{key}.{tool}", f"no tool {tool!r} in the agent's toolsets")
+                for tool in named
+                if toolsets and tool not in merged.names()
+            )
         if prompt is None or problems:
             continue
         resolved[definition.name] = ResolvedAgent(

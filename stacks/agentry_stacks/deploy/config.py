@@ -80,6 +80,7 @@ _MODEL_ID = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9][a-zA-Z0-9._-]*(:[a-zA-Z0-9._
 # A deliberately plain shape check: full RFC 5322 parsing (email-validator) is more than an
 # SNS subscription endpoint needs, and SNS itself confirms the address.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
 class Problem(NamedTuple):
@@ -473,6 +474,34 @@ class AgentDefinition(_Settings):
     max_tool_failures: int | None = Field(default=None, alias="maxToolFailures", ge=0, le=50)
     max_plan_retries: int | None = Field(default=None, alias="maxPlanRetries", ge=0, le=10)
     prompt_caching: bool | None = Field(default=None, alias="promptCaching")
+    tool_budgets: dict[str, int] = Field(
+        default_factory=dict,
+        alias="toolBudgets",
+        description="Most calls of each named tool over an agent's life (resumes included).",
+    )
+    max_total_tokens: int | None = Field(
+        default=None,
+        alias="maxTotalTokens",
+        ge=1000,
+        le=100_000_000,
+        description="Most tokens (in and out) over an agent's life; then BudgetExceeded.",
+    )
+    approvals: dict[str, bool] = Field(
+        default_factory=dict,
+        description="Per tool: whether a person approves each call (overrides the toolset).",
+    )
+
+    @field_validator("tool_budgets")
+    @classmethod
+    def _budgets_are_counts(cls, value: dict[str, int]) -> dict[str, int]:
+        problems = [
+            Problem(f".{tool}", f"a budget is 0 to 10000 calls, got {count}")
+            for tool, count in value.items()
+            if not 0 <= count <= 10_000
+        ]
+        if problems:
+            raise _cross_field(problems)
+        return value
 
     @model_validator(mode="after")
     def _one_prompt(self) -> AgentDefinition:
@@ -577,6 +606,17 @@ class EnvironmentConfig(_Settings):
     approvals: ApprovalSettings = Field(
         default_factory=ApprovalSettings, description="Approval of tool calls by a person."
     )
+    operators: list[str] = Field(
+        default_factory=list,
+        description="IAM role ARNs that may act on any agent (matched by account and name).",
+    )
+    max_active_agents_per_caller: int = Field(
+        default=100,
+        alias="maxActiveAgentsPerCaller",
+        ge=1,
+        le=100_000,
+        description="Unfinished agents one caller may have; POST /agents answers 429 beyond.",
+    )
     agent: AgentSettings = Field(description="Stack-wide defaults of every agent definition.")
     agents: list[AgentDefinition] = Field(
         min_length=1, description="The agents this stack runs (prompt, toolsets, model, limits)."
@@ -628,6 +668,18 @@ class EnvironmentConfig(_Settings):
         if value not in CLOUDWATCH_RETENTION_DAYS:
             allowed = ", ".join(map(str, sorted(CLOUDWATCH_RETENTION_DAYS)))
             raise ValueError(f"{value} is not a CloudWatch Logs retention (one of {allowed})")
+        return value
+
+    @field_validator("operators")
+    @classmethod
+    def _operators_are_roles(cls, value: list[str]) -> list[str]:
+        problems = [
+            Problem(f"[{index}]", f"{arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/…)")
+            for index, arn in enumerate(value)
+            if not _ROLE_ARN.match(arn)
+        ]
+        if problems:
+            raise _cross_field(problems)
         return value
 
     @field_validator("human_emails", "alarm_emails")
@@ -841,6 +893,9 @@ class EnvironmentConfig(_Settings):
         )
         values["model"] = agent.model or self.default_model
         values["price"] = self.model_prices.get(values["model"])
+        values["tool_budgets"] = dict(agent.tool_budgets)
+        values["max_total_tokens"] = agent.max_total_tokens
+        values["approvals"] = dict(agent.approvals)
         return values
 
     # --- loading -------------------------------------------------------------------------

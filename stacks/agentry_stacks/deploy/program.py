@@ -45,10 +45,15 @@ from agentry_platform.lib.iam import (
 )
 from agentry_platform.lib.kms import KeyPath
 from agentry_platform.lib.naming import physical_name, stack_tags
-from agentry_platform.lib.patterns import header_changes_pattern, step_pattern
+from agentry_platform.lib.patterns import (
+    approval_notification,
+    approval_pattern,
+    header_changes_pattern,
+    step_pattern,
+)
 from agentry_runtime.contract import AGENTS_FILE_NAME, Env, Handler, Index
+from agentry_runtime.settings import AccessSettings, ReconcilerSettings
 from agentry_runtime.settings import FunctionSettings as RuntimeSettings
-from agentry_runtime.settings import ReconcilerSettings
 from agentry_stacks.deploy.agents import ResolvedAgents, resolve_agents
 from agentry_stacks.deploy.config import ConfigError, EnvironmentConfig, FunctionSettings, Problem
 from agentry_stacks.deploy.toolsets import Distribution, fill_placeholders
@@ -56,6 +61,7 @@ from agentry_stacks.deploy.toolsets import Distribution, fill_placeholders
 __all__ = ["main", "run", "stack_bundle"]
 
 _STEP_RULE = "step-requests"
+_APPROVAL_RULE = "approvals"
 _AGENTS = "agentry:agents"
 
 
@@ -89,6 +95,11 @@ def _function_environment(
         model_read_timeout_seconds=config.model_client.read_timeout_seconds,
         model_connect_timeout_seconds=config.model_client.connect_timeout_seconds,
         model_max_attempts=config.model_client.max_attempts,
+        access=AccessSettings(
+            operators=config.operators,
+            max_active_agents_per_caller=config.max_active_agents_per_caller,
+            approval_window_seconds=config.approvals.window_seconds,
+        ),
     ).to_environment()
     return {name: names.get(name, value) for name, value in settings.items()}
 
@@ -196,9 +207,15 @@ def run(config: EnvironmentConfig) -> None:
                 region=config.region,
                 account_id=account_id,
                 tags=tags,
-                # EventBridge delivers to the encrypted queues, alarms to the encrypted topic,
-                # CloudWatch Logs writes the encrypted groups: each exactly as AWS documents it.
-                paths=(KeyPath.EVENTBRIDGE_TO_SQS, KeyPath.CLOUDWATCH_TO_SNS, KeyPath.LOGS),
+                # EventBridge delivers to the encrypted queues and the human topic, alarms to
+                # the alarm topic, CloudWatch Logs writes the encrypted groups: each exactly as
+                # AWS documents it.
+                paths=(
+                    KeyPath.EVENTBRIDGE_TO_SQS,
+                    KeyPath.EVENTBRIDGE_TO_SNS,
+                    KeyPath.CLOUDWATCH_TO_SNS,
+                    KeyPath.LOGS,
+                ),
             ),
         )
         key_arn = key.arn
@@ -415,6 +432,23 @@ def run(config: EnvironmentConfig) -> None:
         ),
     )
 
+    # Services cannot publish to a topic under the AWS managed SNS key (its policy admits no
+    # service principal): CloudWatch alarms and the approval rule need a customer-managed key,
+    # so a stack without a key of its own gets one for its two topics.
+    topics_key_arn = key_arn
+    if topics_key_arn is None:
+        topics_key_arn = EncryptionKey(
+            "topics-key",
+            EncryptionKeyArgs(
+                stack=stack,
+                region=config.region,
+                account_id=account_id,
+                tags=tags,
+                paths=(KeyPath.EVENTBRIDGE_TO_SNS, KeyPath.CLOUDWATCH_TO_SNS),
+                suffix="topics-key",
+                description="the human and alarm topics (EventBridge and alarms publish)",
+            ),
+        ).arn
     humans = NotificationTopic(
         "humans",
         NotificationTopicArgs(
@@ -423,7 +457,7 @@ def run(config: EnvironmentConfig) -> None:
             display_name="Agentry: agents that need a human",
             emails=config.human_emails,
             account_id=account_id,
-            kms_key_arn=key_arn,
+            kms_key_arn=topics_key_arn,
             tags=tags,
         ),
     )
@@ -442,27 +476,33 @@ def run(config: EnvironmentConfig) -> None:
             backoff_rate=config.recovery.backoff_rate,
             log_retention_days=config.log_retention_days,
             kms_key_arn=key_arn,
+            topic_kms_key_arn=topics_key_arn,
+            tags=tags,
+            # Named ahead of the rule, which needs the topic: the ARN follows from the name.
+            topic_rule_arns=[
+                bus.arn.apply(lambda arn: rule_arn(arn, physical_name(stack, _APPROVAL_RULE)))
+            ],
+        ),
+    )
+    # Approval requests go straight to the humans: ids and tool names only (the event holds
+    # nothing else), the inputs are at GET /agents/{id}/approvals for the owner or an operator.
+    approval_rule = EventRule(
+        "approval-rule",
+        EventRuleArgs(
+            stack=stack,
+            suffix=_APPROVAL_RULE,
+            description="Calls waiting for a person's approval go to the human topic",
+            bus_name=bus.name,
+            pattern=approval_pattern(),
+            target_arn=humans.arn,
+            transform=approval_notification(),
+            dlq_arn=bus.dlq_arn,
             tags=tags,
         ),
+        opts=pulumi.ResourceOptions(depends_on=[recovery]),
     )
     # Only the announcer may put agentry.* events on the bus: every writer only commits.
     bus.restrict_publishers([announcer.role_arn])
-    # CloudWatch cannot publish to a topic under the AWS managed SNS key (its key policy does not
-    # admit cloudwatch.amazonaws.com): a stack without a key of its own gets one for its alarms.
-    alarm_key_arn = key_arn
-    if alarm_key_arn is None:
-        alarm_key_arn = EncryptionKey(
-            "alarms-key",
-            EncryptionKeyArgs(
-                stack=stack,
-                region=config.region,
-                account_id=account_id,
-                tags=tags,
-                paths=(KeyPath.CLOUDWATCH_TO_SNS,),
-                suffix="alarms-key",
-                description="the alarm topic (CloudWatch alarms publish to it)",
-            ),
-        ).arn
     alarm_topic = NotificationTopic(
         "alarms-topic",
         NotificationTopicArgs(
@@ -471,7 +511,7 @@ def run(config: EnvironmentConfig) -> None:
             display_name="Agentry alarms",
             emails=config.alarm_emails,
             account_id=account_id,
-            kms_key_arn=alarm_key_arn,
+            kms_key_arn=topics_key_arn,
             publisher_service="cloudwatch.amazonaws.com",
             tags=tags,
         ),
@@ -515,6 +555,7 @@ def run(config: EnvironmentConfig) -> None:
             rules=[
                 (bus.name, step_rule.rule.name),
                 (bus.name, recovery.error_rule.rule.name),
+                (bus.name, approval_rule.rule.name),
                 ("default", reconcile_schedule.rule.name),
             ],
             models=sorted({limits.model for limits in agents.limits().values()}),
@@ -554,7 +595,6 @@ def _reconciler_environment(
             stale_after_seconds=config.reconciler.stale_after_seconds,
             max_redrives=config.reconciler.max_redrives,
             dead_letter_queue_url=url,
-            approval_window_seconds=config.approvals.window_seconds,
         ).model_dump_json(by_alias=True)
     )
     return {**environment, Env.RECONCILER.value: settings}

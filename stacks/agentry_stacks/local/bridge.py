@@ -18,7 +18,7 @@ from typing import Any
 
 from agentry_stacks.local.resources import Bridge
 
-__all__ = ["Execution", "StepFunctionsBridge"]
+__all__ = ["Execution", "StepFunctionsBridge", "transform_input"]
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _POLL_SECONDS = 0.02
@@ -97,3 +97,55 @@ def _execution_name(event: dict[str, Any]) -> str:
     """A valid, unique execution name from the event's id (Step Functions' limit: 80)."""
     raw = str(event.get("id") or uuid.uuid4())
     return _NAME_UNSAFE.sub("-", raw)[:70]
+
+
+_PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.-]+)>")
+
+
+def transform_input(paths: dict[str, str], template: str, event: dict[str, Any]) -> str:
+    """What a rule target with an input transformer receives, as EventBridge builds it.
+
+    moto applies transformers without quoting string values, so the local environment does
+    it here for the targets it bridges. EventBridge's rules (the InputTransformer API reference
+    and "Amazon EventBridge input transformation" in the user guide): in a JSON template a
+    placeholder outside a string becomes the value as JSON (a string is quoted), inside a
+    string its text; in a plain-text template, the text. Paths use dot notation only.
+    """
+    values = {name: _lookup(event, path) for name, path in paths.items()}
+    is_json = template.lstrip().startswith("{")
+    out: list[str] = []
+    in_string = escaped = False
+    index = 0
+    while index < len(template):
+        char = template[index]
+        match = _PLACEHOLDER.match(template, index) if char == "<" else None
+        if match and match.group(1) in values:
+            value = values[match.group(1)]
+            if is_json and not in_string:
+                out.append(json.dumps(value))
+            elif is_json:
+                text = value if isinstance(value, str) else json.dumps(value)
+                out.append(json.dumps(text)[1:-1])
+            else:
+                out.append(value if isinstance(value, str) else json.dumps(value))
+            index = match.end()
+            continue
+        if is_json:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = not in_string
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _lookup(event: Any, path: str) -> Any:
+    value = event
+    for part in path.removeprefix("$").strip(".").split("."):
+        if not part:
+            continue
+        value = value.get(part) if isinstance(value, dict) else None
+    return value

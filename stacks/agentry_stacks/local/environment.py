@@ -38,12 +38,21 @@ from moto import mock_aws
 
 from agentry_flights import bookings
 from agentry_offline.bedrock import FakeBedrockServer, Responder
-from agentry_offline.events import decode_body, http_api_event
+from agentry_offline.events import LOCAL_CALLER, decode_body, http_api_event
 from agentry_offline.faults import FailOnce, with_tool_faults
 from agentry_offline.model import Faults, OfflineModel, OfflineResponder
 from agentry_offline.script import Script, ScriptedModel
 from agentry_runtime.agents import AgentsFile
-from agentry_runtime.contract import AGENTS_FILE_NAME, TASK_ROOT_VARIABLE, Env
+from agentry_runtime.contract import (
+    AGENTS_FILE_NAME,
+    META_SK,
+    PARTITION_KEY,
+    SORT_KEY,
+    TASK_ROOT_VARIABLE,
+    Env,
+    HeaderAttr,
+    Status,
+)
 from agentry_runtime.errors import AgentryError
 from agentry_runtime.observability import logger as runtime_logger
 from agentry_runtime.runtime import Runtime
@@ -52,13 +61,14 @@ from agentry_runtime.tools import ToolRegistry
 from agentry_stacks.deploy.agents import workspace
 from agentry_stacks.deploy.config import project_root
 from agentry_stacks.deploy.toolsets import DistributionError
-from agentry_stacks.local.bridge import Execution, StepFunctionsBridge
+from agentry_stacks.local.bridge import Execution, StepFunctionsBridge, transform_input
 from agentry_stacks.local.delivery import QueuePoller
 from agentry_stacks.local.functions import LocalFunction
 from agentry_stacks.local.progress import EventKind, LocalEvent, ProgressCallback
 from agentry_stacks.local.resources import (
     LOCAL_STALE_AFTER_SECONDS,
     LocalResources,
+    TopicBridge,
     build_resources,
 )
 from agentry_stacks.local.streams import StreamPoller
@@ -332,16 +342,26 @@ class LocalEnvironment:
     # --- the API, through the api function -----------------------------------------------------
 
     def call(
-        self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        caller: str | None = LOCAL_CALLER,
     ) -> tuple[int, Any]:
-        """Invoke the api function with an HTTP API v2 event for a route of the graph."""
+        """Invoke the api function with an HTTP API v2 event for a route of the graph, signed
+        by ``caller`` (an IAM principal ARN, as API Gateway's IAM authorizer passes it)."""
         route = next(
             (key for key, pattern in self._routes if pattern.match(f"{method} {path}")), None
         )
         if route is None:
             return 404, {"message": "Not Found"}  # API Gateway's answer for an unknown route
         response = self.api.invoke(
-            http_api_event(method, path, route=route, body=body, headers=headers)
+            http_api_event(
+                method, path, route=route, body=body, headers=headers, query=query, caller=caller
+            )
         )
         return int(response["statusCode"]), decode_body(response)
 
@@ -355,8 +375,15 @@ class LocalEnvironment:
         return agent_id
 
     def agent(self, agent_id: str) -> dict[str, Any]:
-        """The agent as ``GET /agents/{id}`` shows it."""
+        """The agent as ``GET /agents/{id}`` shows it (to the local caller)."""
         return dict(self._expect(200, "GET", f"/agents/{agent_id}"))
+
+    def agent_as(self, agent_id: str, caller: str) -> dict[str, Any]:
+        """The agent as ``GET /agents/{id}`` shows it to ``caller`` (a principal ARN)."""
+        status, body = self.call("GET", f"/agents/{agent_id}", caller=caller)
+        if status != 200:
+            raise LocalApiError("GET", f"/agents/{agent_id}", status, body)
+        return dict(body)
 
     def resume(self, agent_id: str, instruction: str) -> dict[str, Any]:
         """Give a waiting agent an instruction (``POST /agents/{id}/resume``)."""
@@ -369,8 +396,28 @@ class LocalEnvironment:
         """Cancel an agent (``POST /agents/{id}/cancel``)."""
         return dict(self._expect(200, "POST", f"/agents/{agent_id}/cancel"))
 
+    def approvals(self, agent_id: str) -> dict[str, Any]:
+        """The calls that wait for a person (``GET /agents/{id}/approvals``)."""
+        return dict(self._expect(200, "GET", f"/agents/{agent_id}/approvals"))
+
+    def decide(self, agent_id: str, *, approve: bool, reason: str | None = None) -> dict[str, Any]:
+        """Approve or reject every pending call (``POST /agents/{id}/approvals``)."""
+        pending = [c for c in self.approvals(agent_id)["calls"] if c["decision"] == "PENDING"]
+        decisions = [
+            {
+                "toolUseId": c["toolUseId"],
+                "approve": approve,
+                **({"reason": reason} if reason else {}),
+            }
+            for c in pending
+        ]
+        return dict(
+            self._expect(200, "POST", f"/agents/{agent_id}/approvals", {"decisions": decisions})
+        )
+
     def _expect(self, status: int, method: str, path: str, body: Any = None) -> Any:
         got, answer = self.call(method, path, body)
+        self._observe()
         if got != status:
             raise LocalApiError(method, path, got, answer)
         return answer
@@ -392,6 +439,10 @@ class LocalEnvironment:
                     progressed = True
                     self._observe()
                     _check(deadline, timeout)
+            for topic in self.resources.topic_bridges:
+                if self._publish_bridged(topic):
+                    progressed = True
+                    self._observe()
             for bridge in self._bridges:
                 for execution in bridge.pump():
                     progressed = True
@@ -402,6 +453,29 @@ class LocalEnvironment:
             if not progressed:
                 self._observe()
                 return
+
+    def expire_approvals(self) -> int:
+        """Move every approval window to its end, as waiting the window out would (local time
+        is compressed); how many agents were waiting. The reconciler's next run acts on them."""
+        dynamodb = self.clients["dynamodb"]
+        waiting = dynamodb.scan(
+            TableName=self.resources.table_name,
+            FilterExpression="#sk = :meta AND #status = :waiting",
+            ExpressionAttributeNames={"#sk": SORT_KEY, "#status": HeaderAttr.STATUS.value},
+            ExpressionAttributeValues={
+                ":meta": {"S": META_SK},
+                ":waiting": {"S": Status.AWAITING_APPROVAL.value},
+            },
+            ConsistentRead=True,
+        )["Items"]
+        for item in waiting:
+            dynamodb.update_item(
+                TableName=self.resources.table_name,
+                Key={PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]},
+                UpdateExpression="SET approvalDeadline = :past",
+                ExpressionAttributeValues={":past": {"N": "1"}},
+            )
+        return len(waiting)
 
     def reconcile(self) -> list[dict[str, Any]]:
         """Run the stack's scheduled functions once (the reconciler), as their schedule would;
@@ -531,6 +605,22 @@ class LocalEnvironment:
             agent_id,
             {"execution": execution.arn, "status": execution.status},
         )
+
+    def _publish_bridged(self, topic: TopicBridge) -> int:
+        """Publish what a rule delivered to a topic's bridge queue; how many messages."""
+        sqs, sns = self.clients["sqs"], self.clients["sns"]
+        published = 0
+        while messages := sqs.receive_message(
+            QueueUrl=topic.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        ).get("Messages", []):
+            for message in messages:
+                body = message["Body"]
+                if topic.transform is not None:
+                    body = transform_input(*topic.transform, json.loads(body))
+                sns.publish(TopicArn=topic.topic_arn, Message=body)
+                sqs.delete_message(QueueUrl=topic.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                published += 1
+        return published
 
     def _collect_notifications(self) -> None:
         sqs = self.clients["sqs"]

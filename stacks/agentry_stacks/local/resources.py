@@ -84,6 +84,17 @@ class Bridge:
 
 
 @dataclass(frozen=True)
+class TopicBridge:
+    """A rule target that moto cannot deliver: an SNS topic, fed from a bridge queue."""
+
+    rule: str
+    queue_url: str
+    topic_arn: str
+    #: The target's input transformer ``(paths, template)``, applied by the bridge.
+    transform: tuple[dict[str, str], str] | None = None
+
+
+@dataclass(frozen=True)
 class QueueMapping:
     """An SQS event source mapping of the graph: queue, function and batch settings."""
 
@@ -128,6 +139,7 @@ class LocalResources:
     queue_urls: dict[str, str] = field(default_factory=dict)  # arn -> url
     dead_letter_queues: dict[str, str] = field(default_factory=dict)  # source url -> dlq url
     bridges: list[Bridge] = field(default_factory=list)
+    topic_bridges: list[TopicBridge] = field(default_factory=list)
     recorders: dict[str, str] = field(default_factory=dict)  # topic arn -> recorder queue url
     mappings: list[QueueMapping] = field(default_factory=list)
     stream_mappings: list[StreamMapping] = field(default_factory=list)
@@ -371,6 +383,22 @@ def _rules(graph: LocalGraph, clients: dict[str, Any], created: LocalResources) 
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"
             ]
+        elif ":sns:" in arn:
+            # moto's EventBridge delivers to SQS, not SNS: a bridge queue stands in, and the
+            # environment publishes what it receives to the topic (as the rule target would).
+            url = sqs.create_queue(QueueName=f"{inputs['rule']}-local-sns-bridge")["QueueUrl"]
+            transformer = inputs.get("inputTransformer")
+            transform = (
+                (dict(transformer.get("inputPaths", {})), str(transformer["inputTemplate"]))
+                if transformer
+                else None
+            )
+            created.topic_bridges.append(TopicBridge(inputs["rule"], url, arn, transform))
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            # The bridge applies the transformer (moto's does not quote strings).
+            inputs = {k: v for k, v in inputs.items() if k != "inputTransformer"}
         elif ":lambda:" in arn and ":function:" in arn:
             # A scheduled function: the environment runs it when asked (time is compressed).
             rule = next(r for r in graph.of_type(RULE) if name_of(r) == inputs["rule"])
@@ -381,7 +409,7 @@ def _rules(graph: LocalGraph, clients: dict[str, Any], created: LocalResources) 
         elif ":sqs:" not in arn:
             raise LocalGraphError(
                 f"{target['name']}.arn: the local environment delivers rule targets to SQS "
-                f"queues and state machines only, not {arn}"
+                f"queues, SNS topics and state machines only, not {arn}"
             )
         events.put_targets(
             Rule=inputs["rule"],

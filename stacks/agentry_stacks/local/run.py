@@ -2,8 +2,9 @@
 
 The report's keys are a public interface (scripts read ``--json``): ``agentId``, ``status``,
 ``steps``, ``toolCalls``, ``bookings``, ``recoveries``, ``notifications``, ``runtimeVersion``,
-``model``, plus ``answer``, ``deadLetters``, ``agent`` and ``modelFailure`` (why the offline
-model could not answer: a script that ran out or named a tool the agent does not have).
+``model``, plus ``answer``, ``deadLetters``, ``agent``, ``modelFailure`` (why the offline
+model could not answer: a script that ran out or named a tool the agent does not have) and
+``approvals`` (the decisions ``--approve`` made).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agentry_offline.model import LABEL, OfflineResponder
 from agentry_offline.script import Script
@@ -25,11 +26,19 @@ EXIT_OTHER = 1
 EXIT_NEEDS_HUMAN = 3
 
 
+#: ``--approve``: answer every approval request with yes, or with no.
+Approve = Literal["all", "none"]
+#: Rounds of approvals a run answers before it stops (a model that keeps asking).
+MAX_APPROVAL_ROUNDS = 20
+
+
 def exit_code(status: str, *, model_failure: str | None = None) -> int:
-    """0 for COMPLETED, 3 for NEEDS_HUMAN, 1 for any other end or an offline model failure."""
+    """0 for COMPLETED, 3 when a person must act (NEEDS_HUMAN, AWAITING_APPROVAL), 1 for any
+    other end or an offline model failure."""
     if model_failure:
         return EXIT_OTHER
-    return {"COMPLETED": EXIT_COMPLETED, "NEEDS_HUMAN": EXIT_NEEDS_HUMAN}.get(status, EXIT_OTHER)
+    waits = {"NEEDS_HUMAN": EXIT_NEEDS_HUMAN, "AWAITING_APPROVAL": EXIT_NEEDS_HUMAN}
+    return {"COMPLETED": EXIT_COMPLETED, **waits}.get(status, EXIT_OTHER)
 
 
 def run_goal(
@@ -45,8 +54,14 @@ def run_goal(
     timeout: float = 120.0,
     agent: str | None = None,
     script: Script | None = None,
+    approve: Approve | None = None,
 ) -> dict[str, Any]:
-    """Start one agent with ``goal`` (of definition ``agent``), run until idle, report."""
+    """Start one agent with ``goal`` (of definition ``agent``), run until idle, report.
+
+    With ``approve``, every approval the agent asks for is answered (``all``: approved,
+    ``none``: rejected) through the API, as its owner would; without it, a run that reaches an
+    approval stops there (``AWAITING_APPROVAL``).
+    """
     with LocalEnvironment(
         stack,
         fail_tools=fail_tools,
@@ -59,7 +74,21 @@ def run_goal(
     ) as env:
         agent_id = env.start(goal, agent=agent)
         env.run_until_idle(timeout=timeout)
-        return report(env, agent_id)
+        decisions: list[dict[str, Any]] = []
+        for _ in range(MAX_APPROVAL_ROUNDS):
+            if approve is None or env.agent(agent_id)["status"] != "AWAITING_APPROVAL":
+                break
+            answer = env.decide(
+                agent_id,
+                approve=approve == "all",
+                reason=None if approve == "all" else "declined by agentry local run --approve none",
+            )
+            decisions.extend(
+                {"toolUseId": c["toolUseId"], "toolName": c["toolName"], "decision": c["decision"]}
+                for c in answer["calls"]
+            )
+            env.run_until_idle(timeout=timeout)
+        return {**report(env, agent_id), "approvals": decisions}
 
 
 def report(env: LocalEnvironment, agent_id: str) -> dict[str, Any]:

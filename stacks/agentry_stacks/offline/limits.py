@@ -383,6 +383,11 @@ def _service_uses(keys: _Keys, graph: _Graph) -> dict[str, dict[KeyPath, list[tu
     for target in graph.of(_TARGET):
         delivered.add(_inputs(target).get("arn"))
         delivered.add((_inputs(target).get("deadLetterConfig") or {}).get("arn"))
+    for topic in graph.of(_TOPIC):
+        if _arn(topic) in delivered:
+            add(
+                keys.key_of(_inputs(topic).get("kmsMasterKeyId")), KeyPath.EVENTBRIDGE_TO_SNS, topic
+            )
     for queue in graph.of(_QUEUE):
         if _arn(queue) in delivered:
             add(
@@ -559,18 +564,28 @@ def _key_use(graph: _Graph) -> Iterator[LimitsFinding | None]:
                     message=f"{use.why} but is not allowed {call} on {_name(key)} (its identity "
                     f"policy and the key policy must both allow it; {use.source})",
                 )
+    alarmed = {
+        action for alarm in graph.of(_ALARM) for action in _inputs(alarm).get("alarmActions") or []
+    }
+    targeted = {_inputs(target).get("arn") for target in graph.of(_TARGET)}
     for topic in graph.of(_TOPIC):
-        if _inputs(topic).get("kmsMasterKeyId") == _AWS_MANAGED_SNS_KEY and _arn(topic) in {
-            action
-            for alarm in graph.of(_ALARM)
-            for action in _inputs(alarm).get("alarmActions") or []
-        }:
+        if _inputs(topic).get("kmsMasterKeyId") != _AWS_MANAGED_SNS_KEY:
+            continue
+        services = [
+            name
+            for name, publishes in (
+                ("CloudWatch alarms", _arn(topic) in alarmed),
+                ("EventBridge rules", _arn(topic) in targeted),
+            )
+            if publishes
+        ]
+        if services:
             yield LimitsFinding(
                 check="key-use",
                 resource=_name(topic),
-                message="CloudWatch alarms publish to it, but it is encrypted with the AWS managed "
-                f"{_AWS_MANAGED_SNS_KEY}, whose policy cannot admit cloudwatch.amazonaws.com: "
-                "every alarm notification fails; use a customer-managed key",
+                message=f"{' and '.join(services)} publish to it, but it is encrypted with the "
+                f"AWS managed {_AWS_MANAGED_SNS_KEY}, whose policy admits no service principal: "
+                "every such notification fails; use a customer-managed key that grants them",
             )
 
 

@@ -1,8 +1,12 @@
 """The ``api`` function: API Gateway HTTP API (payload v2) routes over ``AgentService``.
 
+Every route is IAM-authorized: the caller is the principal API Gateway verified
+(``identity.caller_of``); callers see and act on their own agents only (an operator on any).
+
 Bad input gets a JSON error naming the field and the reason, and changes nothing stored:
-400 (malformed or invalid), 404 (unknown agent), 409 (illegal transition, concurrent change,
-idempotency conflict), 413 (body or text too large).
+400 (malformed or invalid), 401 (no IAM identity), 404 (unknown agent, or another caller's),
+409 (illegal transition, concurrent change, idempotency conflict), 413 (body or text too
+large), 429 (the caller's cap of unfinished agents).
 """
 
 from __future__ import annotations
@@ -26,13 +30,20 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentry_runtime.contract import IDEMPOTENCY_PK, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
-from agentry_runtime.errors import AgentNotFoundError, StaleStepError
+from agentry_runtime.errors import (
+    AgentNotFoundError,
+    StaleStepError,
+    TooManyAgentsError,
+    UnknownToolCallError,
+)
+from agentry_runtime.identity import Caller, MissingIdentityError, caller_of
 from agentry_runtime.observability import logger, metrics, tracer
 from agentry_runtime.runtime import Runtime, get_runtime
-from agentry_runtime.state import IllegalTransitionError
+from agentry_runtime.service import Decision
+from agentry_runtime.state import IllegalTransitionError, Status
 
 MAX_GOAL_CHARS = 4000
 MAX_INSTRUCTION_CHARS = 4000
@@ -99,6 +110,30 @@ class CancelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     reason: str | None = Field(default=None, max_length=1000)
+
+
+class DecisionRequest(BaseModel):
+    """One decision of ``POST /agents/{id}/approvals``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    tool_use_id: str = Field(alias="toolUseId", min_length=1, max_length=64)
+    approve: bool
+    reason: str | None = Field(default=None, min_length=1, max_length=1000)
+
+
+class ApprovalsRequest(BaseModel):
+    """Body of ``POST /agents/{id}/approvals``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    decisions: list[DecisionRequest] = Field(min_length=1, max_length=50)
+
+    @field_validator("decisions")
+    @classmethod
+    def _one_decision_per_call(cls, value: list[DecisionRequest]) -> list[DecisionRequest]:
+        ids = [d.tool_use_id for d in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a toolUseId is decided twice")
+        return value
 
 
 _TEXT_LIMITS = {
@@ -213,6 +248,29 @@ def _agent_id(raw: str) -> str:
     return raw
 
 
+def _caller() -> Caller:
+    """The request's caller; ``MissingIdentityError`` (401) without one."""
+    return caller_of(app.current_event.raw_event)
+
+
+def _query(allowed: set[str]) -> dict[str, str]:
+    """The query parameters, refusing unknown ones by name."""
+    params = app.current_event.query_string_parameters or {}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ApiError(400, "ValidationError", [(n, "unknown query parameter") for n in unknown])
+    return dict(params)
+
+
+def _limit(params: dict[str, str], default: int = 50) -> int:
+    raw = params.get("limit", str(default))
+    # isdigit() alone accepts digits such as "²" that int() rejects (found by tests/fuzz); the
+    # length check comes first, as int() refuses a few thousand digits with a ValueError.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 3 or not 1 <= int(raw) <= MAX_PAGE:
+        raise _invalid("limit", f"an integer from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
 def _json(status: int, body: dict[str, Any]) -> Response[str]:
     return Response(status_code=status, content_type="application/json", body=json.dumps(body))
 
@@ -228,22 +286,30 @@ def create_agent() -> Response[str]:
     agents = get_runtime().agents
     if request.agent is not None and request.agent not in agents:
         raise _invalid("agent", f"no agent {request.agent!r}; agents: {', '.join(agents.names())}")
+    caller = _caller()
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
-        created = _create(request)
+        created = _create(request, caller)
     else:
         if not _IDEMPOTENCY_KEY.match(key):
             raise _invalid("Idempotency-Key", "1 to 128 characters of letters, digits and . _ : -")
+        # Keys are the caller's own: another caller's same key is another request.
         created = _idempotent_create()(
-            request={"idempotencyKey": key, "body": request.model_dump(mode="json")}
+            request={
+                "idempotencyKey": f"{caller.principal} {key}",
+                "caller": {"principal": caller.principal, "account": caller.account},
+                "body": request.model_dump(mode="json"),
+            }
         )
     logger.append_keys(agent_id=created["agentId"])
     metrics.add_metric(name="AgentsCreated", unit="Count", value=1)
     return _json(202, created)
 
 
-def _create(request: CreateAgentRequest) -> dict[str, Any]:
-    header = get_runtime().service.create(request.goal, request.prompt, agent=request.agent)
+def _create(request: CreateAgentRequest, caller: Caller) -> dict[str, Any]:
+    header = get_runtime().service.create(
+        request.goal, request.prompt, agent=request.agent, caller=caller
+    )
     return {"agentId": header.agent_id, "agent": header.agent, "status": str(header.status)}
 
 
@@ -277,17 +343,51 @@ def _idempotent_create() -> Any:
             config=_IDEMPOTENCY_CONFIG,
         )
         def create(request: dict[str, Any]) -> dict[str, Any]:
-            return _create(CreateAgentRequest.model_validate(request["body"]))
+            return _create(
+                CreateAgentRequest.model_validate(request["body"]), Caller(**request["caller"])
+            )
 
         _idempotent = (runtime, create)
     return _idempotent[1]
+
+
+@app.get("/agents")
+@tracer.capture_method
+def list_agents() -> Response[str]:
+    """The caller's own agents, newest first (``status``, ``limit``, ``cursor``)."""
+    caller = _caller()
+    params = _query({"status", "limit", "cursor"})
+    limit = _limit(params, default=25)
+    status = None
+    if "status" in params:
+        try:
+            status = Status(params["status"])
+        except ValueError:
+            raise _invalid("status", f"one of {', '.join(s.value for s in Status)}") from None
+    try:
+        page = get_runtime().service.owned(
+            caller, limit=limit, cursor=params.get("cursor"), status=status
+        )
+    except ValueError as exc:  # the store names the field: "cursor: <reason>"
+        raise _invalid("cursor", str(exc).removeprefix("cursor: ")) from exc
+    return _json(200, page)
 
 
 @app.get("/agents/<agent_id>")
 @tracer.capture_method
 def get_agent(agent_id: str) -> Response[str]:
     """The agent in the article's shape."""
-    return _json(200, get_runtime().service.view(_agent_id(agent_id)))
+    return _json(200, get_runtime().service.view(_agent_id(agent_id), caller=_caller()))
+
+
+@app.delete("/agents/<agent_id>")
+@tracer.capture_method
+def delete_agent(agent_id: str) -> Response[str]:
+    """Remove every item of the agent (cancelling it first if it still runs)."""
+    agent = _agent_id(agent_id)
+    deleted = get_runtime().service.delete(agent, caller=_caller())
+    metrics.add_metric(name="AgentsDeleted", unit="Count", value=1)
+    return _json(200, {"agentId": agent, "deleted": True, "items": deleted})
 
 
 @app.get("/agents/<agent_id>/messages")
@@ -295,22 +395,12 @@ def get_agent(agent_id: str) -> Response[str]:
 def get_messages(agent_id: str) -> Response[str]:
     """One page of the agent's messages (``limit``, ``cursor`` query parameters)."""
     agent = _agent_id(agent_id)
-    params = app.current_event.query_string_parameters or {}
-    unknown = sorted(set(params) - {"limit", "cursor"})
-    if unknown:
-        raise ApiError(400, "ValidationError", [(n, "unknown query parameter") for n in unknown])
-    raw_limit = params.get("limit", "50")
-    # isdigit() alone accepts digits such as "²" that int() rejects (found by tests/fuzz); the
-    # length check comes first, as int() refuses a few thousand digits with a ValueError.
-    if (
-        not (raw_limit.isascii() and raw_limit.isdigit())
-        or len(raw_limit) > 3
-        or not 1 <= int(raw_limit) <= MAX_PAGE
-    ):
-        raise _invalid("limit", f"an integer from 1 to {MAX_PAGE}")
+    caller = _caller()
+    params = _query({"limit", "cursor"})
+    limit = _limit(params)
     try:
         page = get_runtime().service.messages(
-            agent, limit=int(raw_limit), cursor=params.get("cursor")
+            agent, limit=limit, cursor=params.get("cursor"), caller=caller
         )
     except ValueError as exc:  # the store names the field: "cursor: <reason>"
         raise _invalid("cursor", str(exc).removeprefix("cursor: ")) from exc
@@ -322,8 +412,9 @@ def get_messages(agent_id: str) -> Response[str]:
 def follow_up(agent_id: str) -> Response[str]:
     """Continue a COMPLETED agent's conversation: it plans again with a fresh step budget."""
     agent = _agent_id(agent_id)
+    caller = _caller()
     request = _body(FollowUpRequest)
-    header = get_runtime().service.follow_up(agent, request.text)
+    header = get_runtime().service.follow_up(agent, request.text, caller=caller)
     return _json(202, {"agentId": agent, "status": str(header.status), "step": header.step})
 
 
@@ -332,8 +423,9 @@ def follow_up(agent_id: str) -> Response[str]:
 def resume_agent(agent_id: str) -> Response[str]:
     """Give an agent that waits for a human an instruction, and let it plan again."""
     agent = _agent_id(agent_id)
+    caller = _caller()
     request = _body(ResumeRequest)
-    header = get_runtime().service.resume(agent, request.instruction)
+    header = get_runtime().service.resume(agent, request.instruction, caller=caller)
     return _json(202, {"agentId": agent, "status": str(header.status), "step": header.step})
 
 
@@ -342,9 +434,31 @@ def resume_agent(agent_id: str) -> Response[str]:
 def cancel_agent(agent_id: str) -> Response[str]:
     """Cancel an agent that has not ended."""
     agent = _agent_id(agent_id)
+    caller = _caller()
     _body(CancelRequest, optional=True)
-    header = get_runtime().service.cancel(agent)
+    header = get_runtime().service.cancel(agent, caller=caller)
     return _json(200, {"agentId": agent, "status": str(header.status)})
+
+
+@app.get("/agents/<agent_id>/approvals")
+@tracer.capture_method
+def get_approvals(agent_id: str) -> Response[str]:
+    """The calls of the agent's plan that wait for a person, with their inputs."""
+    agent = _agent_id(agent_id)
+    return _json(200, get_runtime().service.approvals(agent, caller=_caller()))
+
+
+@app.post("/agents/<agent_id>/approvals")
+@tracer.capture_method
+def decide(agent_id: str) -> Response[str]:
+    """Approve or reject held calls; once all are decided, the agent acts."""
+    agent = _agent_id(agent_id)
+    caller = _caller()
+    request = _body(ApprovalsRequest)
+    decisions = [Decision(d.tool_use_id, d.approve, d.reason) for d in request.decisions]
+    view = get_runtime().service.decide(agent, decisions, caller=caller)
+    metrics.add_metric(name="ApprovalDecisions", unit="Count", value=len(decisions))
+    return _json(200, view)
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -378,7 +492,24 @@ _FIELD_ERRORS: dict[type[Exception], tuple[int, str, str, str]] = {
         "Idempotency-Key",
         "already used with a different body",
     ),
+    MissingIdentityError: (
+        401,
+        "Unauthenticated",
+        "authorization",
+        "sign the request with AWS credentials (SigV4); the routes use IAM authorization",
+    ),
 }
+
+
+@app.exception_handler(TooManyAgentsError)
+def _too_many(exc: TooManyAgentsError) -> Response[str]:
+    reason = f"{exc}; cancel, finish or delete one first"
+    return _api_error(_invalid("agents", reason, status=429, code="TooManyAgents"))
+
+
+@app.exception_handler(UnknownToolCallError)
+def _unknown_call(exc: UnknownToolCallError) -> Response[str]:
+    return _api_error(_invalid("decisions", f"{exc}: it does not wait for a decision"))
 
 
 @app.exception_handler(list(_FIELD_ERRORS))
