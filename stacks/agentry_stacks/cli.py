@@ -138,7 +138,7 @@ def plan(
 
     from rich.console import Console
 
-    from agentry_stacks.deploy.config import ConfigError
+    from agentry_stacks.deploy.config import ConfigError, load_stack_config
     from agentry_stacks.offline.plan import plan_stack
     from agentry_stacks.offline.views import mermaid, resource_table
 
@@ -150,6 +150,9 @@ def plan(
     except ConfigError as exc:
         typer.echo(f"agentry plan: invalid config for stack {stack!r}:\n{exc}", err=True)
         raise typer.Exit(2) from None
+    # What pulumi up would warn about (Legacy models, models the catalog does not know...).
+    for warning in load_stack_config(stack, project_dir=project_dir).warnings():
+        typer.echo(f"agentry plan: warning: {warning}", err=True)
     if json_output:
         typer.echo(json.dumps(graph, indent=2))
     elif mermaid_output:

@@ -367,3 +367,22 @@ def test_application_profile_plans_and_checks(
     [violation] = [v for v in report.violations if v.enforcement == "mandatory"]
     assert violation.policy == "bedrock-inference-profile-grants"
     assert "us-west-2" in violation.message
+
+
+def test_plan_warns_about_a_model_the_catalog_does_not_know(
+    dev_values: dict[str, Any], write_stack: WriteStack, repo_root: Path
+) -> None:
+    # GIVEN dev with a direct model the catalog has no record of
+    values = copy.deepcopy(dev_values)
+    values["agentry:models"] = ["amazon.nova-lite-v1:0"]
+    project = write_stack("copy", values)
+    for folder in ("lambdas", "prompts"):
+        shutil.copytree(
+            repo_root / folder,
+            project / folder,
+            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+        )
+    # WHEN planned THEN it plans, and warns naming the key
+    result = _plan_exit(project)
+    assert result.exit_code == 0, result.output
+    assert "warning: agentry:models[0]: amazon.nova-lite-v1:0 is not in the" in result.stderr
