@@ -45,6 +45,7 @@ from agentry_platform.lib.iam import (
 from agentry_platform.lib.naming import physical_name, stack_tags
 from agentry_platform.lib.patterns import header_changes_pattern, step_pattern
 from agentry_runtime.contract import AGENTS_FILE_NAME, Env, Handler, Index
+from agentry_runtime.observability import TRACE_SUBSEGMENTS_VARIABLE
 from agentry_runtime.settings import FunctionSettings as RuntimeSettings
 from agentry_runtime.settings import ReconcilerSettings
 from agentry_stacks.deploy.agents import ResolvedAgents, resolve_agents
@@ -85,7 +86,13 @@ def _function_environment(
         ttl_days=config.agent.ttl_days,
         max_request_bytes=MAX_REQUEST_BYTES,
     ).to_environment()
-    return {name: names.get(name, value) for name, value in settings.items()}
+    variables: dict[str, pulumi.Input[str]] = {
+        name: names.get(name, value) for name, value in settings.items()
+    }
+    if config.tracing_subsegments:
+        # Absent by default: the handlers then never import the X-Ray SDK (observability).
+        variables[TRACE_SUBSEGMENTS_VARIABLE] = "true"
+    return variables
 
 
 def stack_bundle(config: EnvironmentConfig, agents: ResolvedAgents) -> Bundle:
