@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+__all__ = ["app", "main"]
+
 app = typer.Typer(
     name="agentry",
     help="Agentry: plan, check and run the agent platform offline.",
