@@ -35,11 +35,14 @@ from packaging.version import Version
 
 __all__ = [
     "LOCK_TARGETS",
+    "MARKER",
     "BundleLock",
     "LockError",
     "LockedDistribution",
     "generate_lock",
+    "inputs_digest",
     "lock_from_reports",
+    "read_constraints",
     "verify_installed",
 ]
 

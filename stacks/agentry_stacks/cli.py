@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+__all__ = ["app", "main"]
+
 app = typer.Typer(
     name="agentry",
     help="Agentry: plan, check and run the agent platform offline.",
@@ -260,28 +262,57 @@ def local_run(
 @app.command()
 def bench(
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    quick: Annotated[
-        bool, typer.Option("--quick", help="Fewer samples (same lengths and ratios), faster.")
+    markdown_output: Annotated[
+        bool, typer.Option("--markdown", help="Print the README's figures (markdown).")
     ] = False,
-    stack: Annotated[str, typer.Option("--stack", help="Stack of the local environment.")] = "dev",
+    write_readme: Annotated[
+        bool,
+        typer.Option(
+            "--write-readme", help="Write the README's figures between its markers (README.md)."
+        ),
+    ] = False,
+    schema: Annotated[
+        bool, typer.Option("--schema", help="Print the report's JSON Schema and exit.")
+    ] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Fewer cold-start runs; every other figure is the same.")
+    ] = False,
+    stack: Annotated[str, typer.Option("--stack", help="The stack to measure.")] = "dev",
+    project_dir: ProjectDir = None,
 ) -> None:
-    """Measure cost per step, prompt size, cold start and throughput, offline."""
+    """Measure what a step costs end to end, against its floor and the baseline, offline."""
     # Imported late: the bench loads moto, the local environment and Pulumi.
+    import json
     import logging
 
     from rich.console import Console
 
+    from agentry_stacks.bench.report import BenchReport
+
+    if schema:
+        typer.echo(json.dumps(BenchReport.model_json_schema(), indent=2))
+        return
     from agentry_runtime.observability import logger as runtime_logger
     from agentry_stacks.bench import run_bench
-    from agentry_stacks.bench.render import render_report
+    from agentry_stacks.bench.render import markdown, render_report, replace_section
+    from agentry_stacks.deploy.config import project_root
 
     # Thousands of measured steps would print their INFO lines; warnings still show.
     runtime_logger.setLevel(logging.WARNING)
     report = run_bench(quick=quick, stack=stack)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
+    elif markdown_output:
+        typer.echo(markdown(report), nl=False)
     else:
         render_report(report, Console())
+    if write_readme:
+        readme = (project_dir or project_root()) / "README.md"
+        try:
+            readme.write_text(replace_section(readme.read_text(), markdown(report)))
+        except ValueError as exc:
+            typer.echo(f"agentry bench: {exc}", err=True)
+            raise typer.Exit(1) from None
 
 
 def main() -> None:

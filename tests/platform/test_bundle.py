@@ -1,4 +1,5 @@
-"""The Lambda bundle is reproducible, holds exactly what its stack ships, and Linux wheels.
+"""The Lambda bundle is reproducible, holds exactly what its stack ships, and Linux wheels,
+and the bytecode of the function's Python version when an interpreter of it is here.
 
 Needs PyPI once per machine: the Linux wheels are cached under the repo's ``build/``.
 """
@@ -7,18 +8,24 @@ from __future__ import annotations
 
 import shutil
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from agentry_platform import bundle as bundle_module
 from agentry_platform.bundle import (
     BUILD_DIR,
     LAMBDAS_DIR,
+    TASK_ROOT,
     Bundle,
     BundleError,
     Source,
     build_bundle,
+    find_interpreter,
+    interpreter_variable,
     requirements,
 )
 from agentry_stacks.deploy.toolsets import Distribution, Workspace
@@ -118,7 +125,11 @@ def test_zip_is_normalised_and_holds_exactly_what_ships(arm_bundle: Bundle) -> N
     assert names == sorted(names)
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert {info.external_attr >> 16 for info in infos} == {0o644}
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    # Bytecode only as the build compiled it: for the function's Python, beside its source
+    tag = "cpython-312"
+    compiled = [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo"))]
+    assert all(n.endswith(f".{tag}.pyc") and "/__pycache__/" in f"/{n}" for n in compiled)
+    assert all(_source_of(n) in names for n in compiled)
     assert not [n for n in names if n.startswith("bin/")]
     # The runtime, the named toolset and the generated file are inside; nothing else of ours
     # (no other toolset, no offline tooling), and not the Lambda-provided SDK.
@@ -136,6 +147,97 @@ def test_zip_is_normalised_and_holds_exactly_what_ships(arm_bundle: Bundle) -> N
     assert not roots & {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "jsonschema"}
     assert {"pydantic", "pydantic_core", "aws_lambda_powertools"} <= roots
     assert arm_bundle.distributions == ("agentry-flights", "agentry-runtime")
+
+
+# Reads a length-prefixed .pyc then its source on stdin: does the hash match, what is the path.
+_CHECK_PYC = """
+import importlib.util, marshal, sys
+data = sys.stdin.buffer.read()
+size = int.from_bytes(data[:8], "little")
+pyc, source = data[8 : 8 + size], data[8 + size :]
+print(pyc[8:16] == importlib.util.source_hash(source), marshal.loads(pyc[16:]).co_filename)
+"""
+
+
+def _source_of(pyc: str) -> str:
+    folder, _, name = pyc.rpartition("__pycache__/")
+    return folder + name.split(".", 1)[0] + ".py"
+
+
+def test_the_bundle_ships_bytecode_for_its_python_when_this_machine_has_it(
+    arm_bundle: Bundle,
+) -> None:
+    # GIVEN the interpreter the build looked for (CPython 3.12, the function's)
+    interpreter = find_interpreter("3.12")
+    with zipfile.ZipFile(arm_bundle.path) as archive:
+        names = set(archive.namelist())
+        sources = sorted(n for n in names if n.endswith(".py"))
+        compiled = {n: archive.read(n) for n in names if n.endswith(".pyc")}
+        source = archive.read("agentry_runtime/loop.py")
+    if interpreter is None:
+        # THEN without one the bundle ships none, and says why
+        assert arm_bundle.bytecode is None
+        assert not compiled
+        assert interpreter_variable("3.12") in arm_bundle.bytecode_note
+        return
+    # THEN with one, every module has its .pyc, compiled by it
+    assert arm_bundle.bytecode == interpreter.version
+    assert {_source_of(n) for n in compiled} == set(sources)
+    pyc = compiled["agentry_runtime/__pycache__/loop.cpython-312.pyc"]
+    # AND each is hash-based and never re-validated (flags 0b01: no timestamp in the header),
+    # its hash the source's, and its paths under Lambda's task root, not this machine's
+    assert int.from_bytes(pyc[4:8], "little") == 0b01
+    # (read by the compiling interpreter: hashes and code objects are its own)
+    result = subprocess.run(
+        [str(interpreter.path), "-I", "-c", _CHECK_PYC],
+        input=len(pyc).to_bytes(8, "little") + pyc + source,
+        capture_output=True,
+        check=True,
+    )
+    assert result.stdout.decode().split() == ["True", f"{TASK_ROOT}/agentry_runtime/loop.py"]
+    assert str(BUILD_DIR).encode() not in pyc
+
+
+def test_without_an_interpreter_of_that_version_the_bundle_has_no_bytecode(
+    sources: list[Source], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a build that finds no CPython of the function's version
+    monkeypatch.setattr(bundle_module, "find_interpreter", lambda version: None)
+    # WHEN it builds the bundle
+    bare = build_bundle(
+        sources,
+        runtime_version="9.9.9",
+        files=AGENTS_FILE,
+        cache_dir=_cache_sharing_deps(tmp_path),
+    )
+    # THEN the zip holds no bytecode and the bundle says why, naming the variable to set
+    with zipfile.ZipFile(bare.path) as archive:
+        assert not [n for n in archive.namelist() if n.endswith(".pyc")]
+    assert bare.bytecode is None
+    assert "no CPython 3.12" in bare.bytecode_note
+    assert interpreter_variable("3.12") == "AGENTRY_PYTHON_3_12"
+    assert interpreter_variable("3.12") in bare.bytecode_note
+
+
+def test_the_interpreter_is_found_by_its_exact_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a variable naming something that is not an interpreter
+    fake = tmp_path / "python3.12"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(interpreter_variable("3.12"), str(fake))
+    search = find_interpreter.__wrapped__
+    # WHEN interpreters are looked for THEN the failing one is passed over
+    found = search("3.12")
+    assert found is None or (found.path != fake and found.version.startswith("3.12."))
+    # AND the running interpreter is found for its own version, a missing version is not
+    running = search(f"{sys.version_info.major}.{sys.version_info.minor}")
+    assert running is not None
+    assert running.cache_tag == sys.implementation.cache_tag
+    assert search("3.99") is None
+    with pytest.raises(BundleError, match=r"not 3\.<minor>"):
+        search("python3.12")
 
 
 def _elf_machine(data: bytes) -> int:

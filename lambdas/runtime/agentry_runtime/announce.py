@@ -68,6 +68,10 @@ def lifecycle_events(old: AgentHeader | None, new: AgentHeader) -> list[Event]:
     A failure the reconciler pokes (a new nonce, the same failed status) is announced again:
     its first ``Agent Error`` may never have reached the recovery state machine.
     """
+    if new.runner_until is not None:
+        # Mid-chain commits announce nothing (the announcer's stream filter drops them too):
+        # a chain never commits a lifecycle status while it holds the agent.
+        return []
     poked_failure = (
         old is not None
         and old.status == new.status

@@ -17,6 +17,53 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+__all__ = [
+    "ACTIVE_SHARDS",
+    "AGENTS_FILE_NAME",
+    "ANNOUNCE_PREFIX",
+    "DETAIL_MODELS",
+    "EVENT_SOURCE",
+    "FAILURES",
+    "HUMAN_WAITS",
+    "IDEMPOTENCY_PK",
+    "INDEX_KEYS",
+    "INDEX_PROJECTION",
+    "INFO_SK",
+    "MESSAGE_PREFIX",
+    "META_SK",
+    "MIN_READABLE_SCHEMA_VERSION",
+    "PARTITION_KEY",
+    "PUBLIC_ERROR_MESSAGES",
+    "RETRYABLE_ERRORS",
+    "SCHEMA_VERSION",
+    "SORT_KEY",
+    "SUMMARY_PREFIX",
+    "TASK_ROOT_VARIABLE",
+    "TERMINAL",
+    "TOOL_PREFIX",
+    "TTL_ATTRIBUTE",
+    "AgentCompleted",
+    "AgentErrorDetail",
+    "AgentNeedsApproval",
+    "AgentNeedsHuman",
+    "Detail",
+    "DetailType",
+    "Env",
+    "ErrorType",
+    "Handler",
+    "HeaderAttr",
+    "Index",
+    "Status",
+    "StepKind",
+    "StepRequested",
+    "agent_pk",
+    "announce_sk",
+    "message_sk",
+    "summary_sk",
+    "table_schema",
+    "tool_sk",
+]
+
 #: Schema version of the items and events this runtime writes.
 SCHEMA_VERSION: Final = 2
 #: The oldest schema this runtime reads: the release before it (items without a version are 1).

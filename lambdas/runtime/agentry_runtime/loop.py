@@ -235,13 +235,20 @@ class AgentLoop:
                 raise
             going_on = chain and deadline is not None and self._can_chain(after, deadline, memory)
             after = after.model_copy(update={"runner_until": deadline if going_on else None})
-            try:
-                written = self.store.commit(header.version, after)
-            except StaleStepError:
-                # Another delivery committed first, or a person (or recovery) changed the agent.
-                metrics.add_metric(name="StepConflicts", unit="Count", value=1)
-                reason = "another writer committed first"
-                return StepResult(StepOutcome.CONFLICT, header, reason, steps)
+            if going_on and kind == StepKind.ACT and header.runner_until is not None:
+                # Inside a chain an act's header need not be written: its outcomes are already
+                # durable in their messages, and the plan it chains to commits both steps at
+                # once. Should the chain die first, the takeover re-runs this act from the
+                # header, finds every outcome recorded, and runs no tool again.
+                written = after
+            else:
+                try:
+                    written = self.store.commit(header.version, after)
+                except StaleStepError:
+                    # Another delivery committed first, or a person (or recovery) changed it.
+                    metrics.add_metric(name="StepConflicts", unit="Count", value=1)
+                    reason = "another writer committed first"
+                    return StepResult(StepOutcome.CONFLICT, header, reason, steps)
             steps += 1
             metrics.add_metric(name="StepsCommitted", unit="Count", value=1)
             if not going_on or written.next_step is None:
@@ -260,8 +267,9 @@ class AgentLoop:
         except AgentError:
             return False
         if after.next_step == StepKind.PLAN:
-            # A plan may summarise first: two model calls at their worst.
-            need = 2 * agent.model.settings.worst_case_seconds
+            # One model call at its worst; two if the plan must summarise first.
+            model_calls = 2 if self._will_compact(after, agent, memory) else 1
+            need = model_calls * agent.model.settings.worst_case_seconds
         else:
             turn = memory.turn(after.message_count - 1)
             calls = turn.tool_uses() if turn else []
@@ -270,6 +278,23 @@ class AgentLoop:
                 for c in calls
             )
         return self._clock() + need + CHAIN_MARGIN_SECONDS <= deadline
+
+    def _will_compact(self, header: AgentHeader, agent: Agent, memory: _Memory) -> bool:
+        """Whether the next plan's prompt passes the token budget (it summarises first); when
+        the history is not in memory, assume it does."""
+        if memory.messages is None:
+            return True
+        goal = (
+            memory.summary.goal
+            if memory.summary
+            else (memory.messages[0].text() if memory.messages else "")
+        )
+        tokens = estimate_tokens(
+            system=system_prompt(agent.system_prompt, self._today()),
+            messages=converse_messages(memory.messages, memory.summary, goal=goal),
+            tools=agent.tools.specs(),
+        )
+        return tokens > agent.settings.token_budget
 
     def _release(self, header: AgentHeader) -> None:
         """After a failure mid-chain, let the step be announced again (best effort)."""

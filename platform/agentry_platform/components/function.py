@@ -26,7 +26,22 @@ from agentry_platform.lib.iam import (
 from agentry_platform.lib.naming import lambda_log_group_name, physical_name
 from agentry_runtime.contract import Handler
 
-__all__ = ["AgentFunction", "AgentFunctionArgs", "QueueSource", "StreamSource"]
+__all__ = [
+    "BYTECODE_TAG",
+    "AgentFunction",
+    "AgentFunctionArgs",
+    "QueueSource",
+    "StreamSource",
+    "bytecode_tag",
+]
+
+#: The function tag that says which interpreter compiled the bundle's bytecode, or ``none``.
+BYTECODE_TAG = "Bytecode"
+
+
+def bytecode_tag(bundle: Bundle) -> str:
+    """``cpython-3.12.1`` if the bundle ships bytecode compiled by CPython 3.12.1, else ``none``."""
+    return f"cpython-{bundle.bytecode}" if bundle.bytecode else "none"
 
 
 @dataclass
@@ -150,7 +165,9 @@ class AgentFunction(pulumi.ComponentResource):
                 log_format="JSON", log_group=self.log_group.name
             ),
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
-            tags=tags,
+            # Whether the code ships bytecode (a cold start compiles every module without it):
+            # visible in the plan, and a code hash that moves with the compiling interpreter.
+            tags={**tags, BYTECODE_TAG: bytecode_tag(args.bundle)},
             # The role's policy must exist before the first invocation can use it.
             opts=named(self, depends_on=[self.log_group, self.policy]),
         )

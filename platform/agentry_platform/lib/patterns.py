@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentry_runtime.contract import EVENT_SOURCE, META_SK, SORT_KEY, DetailType
+from agentry_runtime.contract import EVENT_SOURCE, META_SK, SORT_KEY, DetailType, HeaderAttr
 
 __all__ = [
     "APPROVAL_TEXT",
@@ -56,10 +56,19 @@ def approval_notification() -> tuple[dict[str, str], str]:
 
 
 def header_changes_pattern() -> list[dict[str, Any]]:
-    """The stream records the announcer takes: headers written (inserted or modified)."""
+    """The stream records the announcer takes: headers written (inserted or modified), except
+    those a chaining worker writes mid-chain (they carry ``runnerUntil``, and announce nothing:
+    see ``agentry_runtime.announce``), so a chain's commits cost no announcer invocation.
+
+    ``exists`` matches leaf nodes only, hence the test on the number under the attribute
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html).
+    """
     return [
         {
             "eventName": ["INSERT", "MODIFY"],
-            "dynamodb": {"Keys": {SORT_KEY: {"S": [META_SK]}}},
+            "dynamodb": {
+                "Keys": {SORT_KEY: {"S": [META_SK]}},
+                "NewImage": {HeaderAttr.RUNNER_UNTIL.value: {"N": [{"exists": False}]}},
+            },
         }
     ]

@@ -30,6 +30,13 @@ from agentry_policies import _props, iam_db
 from agentry_policies._base import IDENTITY, Found, Undecided, documents, resource_policy
 from agentry_policies.documents import IDENTITY_POLICY_TYPES, PolicyDocument, Statement
 
+__all__ = [
+    "BEDROCK_INFERENCE_PROFILE_GRANTS",
+    "BEDROCK_INVOKE_SCOPED",
+    "BEDROCK_MODEL_ALLOWLIST",
+    "POLICIES",
+]
+
 #: Resource types model invocation may name; anything else (``*``, agents...) is too wide.
 _MODEL_RESOURCE_TYPES = ("foundation-model", "inference-profile", "application-inference-profile")
 _ARN = re.compile(

@@ -1,48 +1,16 @@
-"""``agentry bench``: the platform's cost, prompt, start-up and throughput figures in one run.
+"""``agentry bench``: what a step costs, end to end, against its floor and the baseline.
 
-Store and prompt figures come from the moto-backed runtime machinery (``store_cost``);
-throughput from the local environment; start-up from fresh interpreters and the bundle.
+- ``store_cost``: per step kind, at each history length and with a long goal, the DynamoDB
+  units, bytes and calls of one step against its floor and the whole-item baseline;
+- ``pipeline``: a scripted agent on the local environment, unchained and chained, every AWS
+  request per step in the steady state and the run's fixed cost apart;
+- ``startup``: each handler's cold import from the unpacked bundle, with and without bytecode;
+- ``cost``: dollars per million steps from the printed price table;
+- ``report``: the JSON the command prints (its schema), ``render``: tables and the README's.
 """
 
 from __future__ import annotations
 
-from agentry_runtime.settings import LoopSettings
-from agentry_stacks.bench.report import BenchReport, PromptFigures, StoreFigures
-from agentry_stacks.bench.startup import bundle_size, cold_start
-from agentry_stacks.bench.store_cost import measure
-from agentry_stacks.bench.throughput import throughput
+from agentry_stacks.bench.run import run_bench
 
-__all__ = ["HISTORY_LENGTHS", "BenchReport", "run_bench"]
-
-#: History lengths the store and prompt figures are taken at.
-HISTORY_LENGTHS = (10, 100, 300)
-
-
-def run_bench(*, quick: bool = False, stack: str = "dev") -> BenchReport:
-    """Measure every figure; ``quick`` takes fewer samples (same lengths, same ratios)."""
-    lengths = list(HISTORY_LENGTHS)
-    budget = LoopSettings().token_budget
-    figures = measure(lengths, budget)
-    ours = {str(n): f.ours for n, f in figures.items()}
-    baseline = {str(n): f.baseline for n, f in figures.items()}
-    store = StoreFigures(
-        ours=ours,
-        baseline=baseline,
-        baseline_over_ours_bytes={
-            k: round(baseline[k].bytes_written / ours[k].bytes_written, 2) for k in ours
-        },
-        ours_growth=round(
-            ours[str(lengths[-1])].bytes_written / ours[str(lengths[0])].bytes_written, 3
-        ),
-    )
-    return BenchReport(
-        quick=quick,
-        history_lengths=lengths,
-        store=store,
-        prompt=PromptFigures(
-            token_budget=budget, by_length={str(n): f.prompt for n, f in figures.items()}
-        ),
-        cold_start=cold_start(runs=3 if quick else 7),
-        bundle=bundle_size(stack),
-        throughput=throughput(agents=3 if quick else 10, stack=stack),
-    )
+__all__ = ["run_bench"]

@@ -570,6 +570,12 @@ class EnvironmentConfig(_Settings):
     log_retention_days: int = Field(
         alias="logRetentionDays", description="CloudWatch Logs retention of every log group."
     )
+    tracing_subsegments: bool = Field(
+        default=False,
+        alias="tracingSubsegments",
+        description="Trace subsegments (methods, AWS calls) with the X-Ray SDK; Lambda traces "
+        "each invocation either way, and the SDK costs every cold start its import.",
+    )
     worker: WorkerSettings = Field(description="The worker function and its queue consumer.")
     api: ApiSettings = Field(description="The api function and the HTTP API throttling.")
     max_receive_count: int = Field(

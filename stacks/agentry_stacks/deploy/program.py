@@ -52,6 +52,7 @@ from agentry_platform.lib.patterns import (
     step_pattern,
 )
 from agentry_runtime.contract import AGENTS_FILE_NAME, Env, Handler, Index
+from agentry_runtime.observability import TRACE_SUBSEGMENTS_VARIABLE
 from agentry_runtime.settings import AccessSettings, ReconcilerSettings
 from agentry_runtime.settings import FunctionSettings as RuntimeSettings
 from agentry_stacks.deploy.agents import ResolvedAgents, resolve_agents
@@ -101,7 +102,13 @@ def _function_environment(
             approval_window_seconds=config.approvals.window_seconds,
         ),
     ).to_environment()
-    return {name: names.get(name, value) for name, value in settings.items()}
+    variables: dict[str, pulumi.Input[str]] = {
+        name: names.get(name, value) for name, value in settings.items()
+    }
+    if config.tracing_subsegments:
+        # Absent by default: the handlers then never import the X-Ray SDK (observability).
+        variables[TRACE_SUBSEGMENTS_VARIABLE] = "true"
+    return variables
 
 
 def stack_bundle(config: EnvironmentConfig, agents: ResolvedAgents) -> Bundle:

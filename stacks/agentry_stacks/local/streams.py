@@ -165,22 +165,30 @@ class StreamPoller:
 def matches(pattern: Mapping[str, Any], value: Any) -> bool:
     """Whether ``value`` matches an event filter pattern (lists of allowed values, nested keys).
 
-    The subset of Lambda's filter syntax the stack's mappings use: exact values only.
+    The subset of Lambda's filter syntax the stack's mappings use: exact values, and
+    ``{"exists": bool}`` on a leaf (a key absent from the record, or under an absent parent,
+    does not exist).
     """
-    if not isinstance(value, Mapping):
-        return False
+    present = isinstance(value, Mapping)
     for key, expected in pattern.items():
-        if key not in value:
-            return False
+        found = present and key in value
         if isinstance(expected, Mapping):
-            if not matches(expected, value[key]):
+            if not matches(expected, value[key] if found else None):
                 return False
         elif isinstance(expected, list):
-            if value[key] not in expected:
+            if not any(_leaf(option, found, value[key] if found else None) for option in expected):
                 return False
         else:
             raise ValueError(f"filter pattern: {key}: expected a list or an object")
     return True
+
+
+def _leaf(option: Any, found: bool, value: Any) -> bool:
+    if isinstance(option, Mapping):
+        if set(option) != {"exists"}:
+            raise ValueError(f"filter pattern: unsupported operator {sorted(option)}")
+        return found is bool(option["exists"])
+    return found and value == option
 
 
 def _kept(record: dict[str, Any], filters: tuple[dict[str, Any], ...]) -> bool:

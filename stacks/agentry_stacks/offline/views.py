@@ -35,7 +35,17 @@ def _function(inputs: dict[str, Any]) -> list[str]:
         f"timeout {inputs.get('timeout', 3)}s",
         f"tracing {(inputs.get('tracingConfig') or {}).get('mode', 'PassThrough')}",
         f"reserved {reserved}" if reserved is not None else "unreserved",
+        _bytecode((inputs.get("tags") or {}).get("Bytecode"), str(inputs.get("runtime"))),
     ]
+
+
+def _bytecode(tag: Any, runtime: str) -> str:
+    # The bundle's bytecode, as the function's tag records it (agentry_platform.bundle).
+    if tag is None:
+        return "bytecode unknown"
+    if tag == "none":
+        return f"no bytecode (no {runtime} at build time: every cold start compiles)"
+    return f"bytecode {tag}"
 
 
 def _table(inputs: dict[str, Any]) -> list[str]:

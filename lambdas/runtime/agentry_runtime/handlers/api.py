@@ -45,6 +45,18 @@ from agentry_runtime.runtime import Runtime, get_runtime
 from agentry_runtime.service import Decision
 from agentry_runtime.state import IllegalTransitionError, Status
 
+__all__ = [
+    "ApiError",
+    "ApprovalsRequest",
+    "CancelRequest",
+    "CreateAgentRequest",
+    "DecisionRequest",
+    "FollowUpRequest",
+    "ResumeRequest",
+    "app",
+    "handler",
+]
+
 MAX_GOAL_CHARS = 4000
 MAX_INSTRUCTION_CHARS = 4000
 MAX_PAGE = 100

@@ -28,6 +28,8 @@ from agentry_runtime.contract import DetailType, Metric, StepRequested
 from agentry_runtime.observability import logger, metrics, tracer
 from agentry_runtime.runtime import get_runtime
 
+__all__ = ["PoisonMessageError", "handler", "parse_step_event", "record_handler"]
+
 # Report an all-failed batch as item failures too (rather than raising): the event source
 # mapping then treats it exactly like a partial failure, and the logs stay one line per record.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
