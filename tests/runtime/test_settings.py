@@ -101,6 +101,11 @@ def test_runtime_from_env_joins_the_environment_and_the_agents_file(task_root: P
     assert agent.model_id == LIMITS.model
     assert agent.settings.max_steps == 7
     assert agent.model.settings.max_tokens == 512
+    # AND the agent's model client has the stack's timeouts and attempts (a chain's worst case)
+    client = agent.model.settings
+    assert (client.read_timeout_seconds, client.connect_timeout_seconds) == (30, 5)
+    assert client.max_attempts == 2
+    assert agent.price == LIMITS.price
     assert set(agent.tools.names()) == set(flights_registry.names())
     # AND tools without a timeout of their own take the agent's
     assert {agent.tools.timeout_of(n) for n in agent.tools.names()} == {4}

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from support.project import copy_project
 from typer.testing import CliRunner
@@ -21,9 +20,9 @@ from agentry_platform.lib.limits import (
     StepBudget,
     api_concurrency_needed,
     environment_bytes,
-    retry_backoff_ceiling,
     worst_model_call_seconds,
 )
+from agentry_runtime.model import ModelSettings
 from agentry_stacks.cli import app
 from agentry_stacks.offline.limits import CHECKS, check_limits
 
@@ -47,19 +46,18 @@ def _messages(graph: Graph, check: str) -> list[str]:
 # --- the formulas ------------------------------------------------------------------------------
 
 
-def test_backoff_follows_botocore_standard_mode() -> None:
-    # rand * min(2**(attempt-1), 20), raised by a retry-after header of at most 5 s more
-    assert [retry_backoff_ceiling(a) for a in (1, 2, 5, 6, 9)] == [6, 7, 21, 25, 25]
-    with pytest.raises(ValueError, match="attempt"):
-        retry_backoff_ceiling(0)
-
-
-def test_worst_model_call_is_every_attempt_timing_out() -> None:
-    # The worker: 120 s read, 4 attempts, 5 s connect: 4 x 125 + 6 + 7 + 9 s of backoff
-    assert worst_model_call_seconds(read_timeout=120, connect_timeout=5, max_attempts=4) == 522
-    budget = StepBudget(model_call_seconds=522, tool_timeout_seconds=30, batch_size=5)
+def test_worst_model_call_is_the_workers_own_bound() -> None:
+    # The worker: 120 s read, 4 attempts, 5 s connect: 4 x 125 s + 3 backoffs of 20 s
+    call = worst_model_call_seconds(read_timeout=120, connect_timeout=5, max_attempts=4)
+    assert call == 560
+    # the very bound a chaining worker uses to decide whether a next step fits
+    settings = ModelSettings(
+        model_id="m", read_timeout_seconds=120, connect_timeout_seconds=5, max_attempts=4
+    )
+    assert call == settings.worst_case_seconds
+    budget = StepBudget(model_call_seconds=call, tool_timeout_seconds=30, batch_size=5)
     # A batch of 5 plan steps (summary + plan each) takes far longer than a 120 s timeout
-    assert budget.batch_seconds == 5 * (2 * 522 + 5)
+    assert budget.batch_seconds == 5 * (2 * 560 + 5)
 
 
 def test_api_concurrency_is_the_burst_or_rate_times_timeout() -> None:

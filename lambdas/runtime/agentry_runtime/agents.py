@@ -206,7 +206,13 @@ class AgentCatalog:
 
         def builder(name: str, spec: AgentSpec, limits: AgentLimits) -> Callable[[], Agent]:
             return lambda: _build(
-                name, spec, limits, bedrock=bedrock, loader=loader, approval_window=window
+                name,
+                spec,
+                limits,
+                bedrock=bedrock,
+                loader=loader,
+                approval_window=window,
+                client=settings,
             )
 
         return cls(
@@ -268,6 +274,7 @@ def _build(
     bedrock: Any | None,
     loader: ToolsetLoader,
     approval_window: int,
+    client: FunctionSettings | None = None,
 ) -> Agent:
     tools = ToolRegistry(default_timeout_seconds=limits.tool_timeout_seconds)
     for path in spec.toolsets:
@@ -281,6 +288,16 @@ def _build(
             max_tokens=limits.max_output_tokens,
             temperature=limits.temperature,
             prompt_caching=limits.prompt_caching,
+            # The stack's Bedrock client: a chain's worst case is the client's real one.
+            **(
+                {
+                    "max_attempts": client.model_max_attempts,
+                    "read_timeout_seconds": client.model_read_timeout_seconds,
+                    "connect_timeout_seconds": client.model_connect_timeout_seconds,
+                }
+                if client is not None
+                else {}
+            ),
         ),
         client=bedrock,
     )

@@ -3,7 +3,8 @@
 A worker invocation handles a batch of step records one after the other, and each record is one
 step: a plan step makes up to two model calls (a compaction summary, then the plan), an act step
 runs the committed tool calls. A model call is at most ``max_attempts`` attempts of
-``connect + read`` timeout each, with boto3's standard-mode backoff between them. The batch must
+``connect + read`` timeout each, with boto3's standard-mode backoff between them (the runtime's
+own bound, so this check and a chaining worker agree). The batch must
 finish inside the function's timeout, and the queue's visibility timeout must cover the function
 timeout with AWS's recommended margin.
 """
@@ -15,6 +16,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agentry_runtime.model import ModelSettings
+
 __all__ = [
     "LAMBDA_ENVIRONMENT_LIMIT_BYTES",
     "MODEL_CALLS_PER_PLAN_STEP",
@@ -23,7 +26,6 @@ __all__ = [
     "StepBudget",
     "api_concurrency_needed",
     "environment_bytes",
-    "retry_backoff_ceiling",
     "worst_model_call_seconds",
 ]
 
@@ -37,28 +39,21 @@ MODEL_CALLS_PER_PLAN_STEP = 2
 #: Allowance per step for the store and the bus (a transaction, reads, a PutEvents, their SDK
 #: retries with millisecond backoffs).
 STEP_OVERHEAD_SECONDS = 5
-# botocore's standard retry mode ("botocore/retries/standard.py", ExponentialBackoff): before
-# attempt i+1 it waits rand(0,1) * min(base * 2**(i-1), 20) s, base 1 s for throttling (50 ms
-# otherwise), raised to an x-amz-retry-after header of at most that plus 5 s.
-_MAX_BACKOFF_SECONDS = 20
-_RETRY_AFTER_EXTRA_SECONDS = 5
-
-
-def retry_backoff_ceiling(attempt: int) -> float:
-    """The longest wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
-    if attempt < 1:
-        raise ValueError(f"attempt: must be at least 1, got {attempt}")
-    return min(2 ** (attempt - 1), _MAX_BACKOFF_SECONDS) + _RETRY_AFTER_EXTRA_SECONDS
 
 
 def worst_model_call_seconds(
     *, read_timeout: float, connect_timeout: float, max_attempts: int
 ) -> float:
-    """The longest one Converse call can take: every attempt times out, backoffs in between."""
-    if max_attempts < 1:
-        raise ValueError(f"max_attempts: must be at least 1, got {max_attempts}")
-    waits = sum(retry_backoff_ceiling(attempt) for attempt in range(1, max_attempts))
-    return max_attempts * (connect_timeout + read_timeout) + waits
+    """The longest one Converse call can take, as the worker itself bounds it when it decides
+    whether a chained step fits (``agentry_runtime.model.ModelSettings.worst_case_seconds``:
+    every attempt timing out, boto3's standard-mode backoff at its 20 s cap between them)."""
+    settings = ModelSettings(
+        model_id="any",
+        max_attempts=max_attempts,
+        read_timeout_seconds=read_timeout,
+        connect_timeout_seconds=connect_timeout,
+    )
+    return settings.worst_case_seconds
 
 
 @dataclass(frozen=True)
