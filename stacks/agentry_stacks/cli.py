@@ -268,7 +268,8 @@ def bench(
     write_readme: Annotated[
         bool,
         typer.Option(
-            "--write-readme", help="Write the README's figures between its markers (README.md)."
+            "--write-readme",
+            help="Write the figures into docs/bench.md and their summary into README.md.",
         ),
     ] = False,
     schema: Annotated[
@@ -294,7 +295,14 @@ def bench(
         return
     from agentry_runtime.observability import logger as runtime_logger
     from agentry_stacks.bench import run_bench
-    from agentry_stacks.bench.render import markdown, render_report, replace_section
+    from agentry_stacks.bench.render import (
+        SUMMARY_BEGIN,
+        SUMMARY_END,
+        markdown,
+        render_report,
+        replace_section,
+        summary,
+    )
     from agentry_stacks.deploy.config import project_root
 
     # Thousands of measured steps would print their INFO lines; warnings still show.
@@ -307,10 +315,14 @@ def bench(
     else:
         render_report(report, Console())
     if write_readme:
-        readme = (project_dir or project_root()) / "README.md"
+        root = project_dir or project_root()
+        readme, page = root / "README.md", root / "docs" / "bench.md"
         try:
-            readme.write_text(replace_section(readme.read_text(), markdown(report)))
-        except ValueError as exc:
+            readme.write_text(
+                replace_section(readme.read_text(), summary(report), SUMMARY_BEGIN, SUMMARY_END)
+            )
+            page.write_text(replace_section(page.read_text(), markdown(report)))
+        except (ValueError, OSError) as exc:
             typer.echo(f"agentry bench: {exc}", err=True)
             raise typer.Exit(1) from None
 

@@ -18,7 +18,16 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from agentry_stacks.bench.render import markdown, readme_section, replace_section
+from agentry_stacks.bench.render import (
+    BEGIN,
+    END,
+    SUMMARY_BEGIN,
+    SUMMARY_END,
+    markdown,
+    readme_section,
+    replace_section,
+    summary,
+)
 from agentry_stacks.bench.report import BenchReport
 from agentry_stacks.bench.run import LIMITS
 from agentry_stacks.cli import app
@@ -214,27 +223,27 @@ def _close(expected: str, found: str) -> bool:
     return math.isclose(value(expected), value(found), rel_tol=TOLERANCE, abs_tol=0.011)
 
 
-def test_the_readme_figures_are_the_benchs(report: BenchReport) -> None:
-    # GIVEN the README's generated section and the same section from this run
-    section = readme_section(README.read_text())
-    assert section is not None, "README.md lacks the bench markers"
-    fresh = markdown(report)
+@pytest.mark.parametrize("document", ["docs/bench.md", "README.md"])
+def test_the_documented_figures_are_the_benchs(report: BenchReport, document: str) -> None:
+    # GIVEN a document's generated section and the same section from this run
+    markers = (BEGIN, END) if document == "docs/bench.md" else (SUMMARY_BEGIN, SUMMARY_END)
+    section = readme_section((REPO / document).read_text(), *markers)
+    assert section is not None, f"{document} lacks the bench markers"
+    fresh = markdown(report) if document == "docs/bench.md" else summary(report)
     # THEN the tables have the same shape, the same labels, and numbers within the tolerance
     found, expected = _cells(section), _cells(fresh)
     assert [len(row) for row in found] == [len(row) for row in expected], (
-        "the README's tables changed shape: agentry bench --write-readme"
+        f"{document}'s tables changed shape: agentry bench --write-readme"
     )
     for row_found, row_expected in zip(found, expected, strict=True):
         for cell_found, cell_expected in zip(row_found, row_expected, strict=True):
             assert _close(cell_expected, cell_found), (
-                f"README has {cell_found!r} where the bench says {cell_expected!r} "
+                f"{document} has {cell_found!r} where the bench says {cell_expected!r} "
                 f"(row {row_expected[0]!r}): agentry bench --write-readme"
             )
 
 
 def test_writing_the_readme_replaces_only_its_section(tmp_path: Path) -> None:
-    from agentry_stacks.bench.render import BEGIN, END
-
     text = f"# Title\n\nBefore.\n\n{BEGIN}\n\nold\n\n{END}\n\nAfter.\n"
     updated = replace_section(text, "| a | b |\n")
     assert updated.startswith("# Title\n\nBefore.\n\n")

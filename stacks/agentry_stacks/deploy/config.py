@@ -336,8 +336,16 @@ class ApiSettings(FunctionSettings):
 class AnnouncerSettings(FunctionSettings):
     """The announcer function and its DynamoDB stream event source."""
 
-    memory_mb: int = Field(default=256, alias="memoryMb", ge=128, le=10240)
-    timeout_seconds: int = Field(default=60, alias="timeoutSeconds", ge=10, le=900)
+    memory_mb: int = Field(
+        default=256, alias="memoryMb", ge=128, le=10240, description="Memory in MB."
+    )
+    timeout_seconds: int = Field(
+        default=60,
+        alias="timeoutSeconds",
+        ge=10,
+        le=900,
+        description="Function timeout in seconds.",
+    )
     batch_size: int = Field(
         default=100, alias="batchSize", ge=1, le=1000, description="Stream records per invocation."
     )
@@ -356,8 +364,16 @@ class AnnouncerSettings(FunctionSettings):
 class ReconcilerConfig(FunctionSettings):
     """The reconciler function and its schedule."""
 
-    memory_mb: int = Field(default=256, alias="memoryMb", ge=128, le=10240)
-    timeout_seconds: int = Field(default=120, alias="timeoutSeconds", ge=10, le=900)
+    memory_mb: int = Field(
+        default=256, alias="memoryMb", ge=128, le=10240, description="Memory in MB."
+    )
+    timeout_seconds: int = Field(
+        default=120,
+        alias="timeoutSeconds",
+        ge=10,
+        le=900,
+        description="Function timeout in seconds.",
+    )
     schedule_minutes: int = Field(
         default=5, alias="scheduleMinutes", ge=1, le=1440, description="How often it runs."
     )
@@ -466,14 +482,56 @@ class AgentDefinition(_Settings):
     model: str | None = Field(
         default=None, description="Model or inference-profile id (default: agentry:defaultModel)."
     )
-    max_steps: int | None = Field(default=None, alias="maxSteps", ge=1, le=500)
-    token_budget: int | None = Field(default=None, alias="tokenBudget", ge=1000, le=1_000_000)
-    max_output_tokens: int | None = Field(default=None, alias="maxOutputTokens", ge=1, le=64_000)
-    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
-    tool_timeout_seconds: int | None = Field(default=None, alias="toolTimeoutSeconds", ge=1, le=900)
-    max_tool_failures: int | None = Field(default=None, alias="maxToolFailures", ge=0, le=50)
-    max_plan_retries: int | None = Field(default=None, alias="maxPlanRetries", ge=0, le=10)
-    prompt_caching: bool | None = Field(default=None, alias="promptCaching")
+    max_steps: int | None = Field(
+        default=None,
+        alias="maxSteps",
+        ge=1,
+        le=500,
+        description="Overrides agentry:agent's value for this agent.",
+    )
+    token_budget: int | None = Field(
+        default=None,
+        alias="tokenBudget",
+        ge=1000,
+        le=1_000_000,
+        description="Overrides agentry:agent's value for this agent.",
+    )
+    max_output_tokens: int | None = Field(
+        default=None,
+        alias="maxOutputTokens",
+        ge=1,
+        le=64_000,
+        description="Overrides agentry:agent's value for this agent.",
+    )
+    temperature: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Overrides agentry:agent's value for this agent."
+    )
+    tool_timeout_seconds: int | None = Field(
+        default=None,
+        alias="toolTimeoutSeconds",
+        ge=1,
+        le=900,
+        description="Overrides agentry:agent's value for this agent.",
+    )
+    max_tool_failures: int | None = Field(
+        default=None,
+        alias="maxToolFailures",
+        ge=0,
+        le=50,
+        description="Overrides agentry:agent's value for this agent.",
+    )
+    max_plan_retries: int | None = Field(
+        default=None,
+        alias="maxPlanRetries",
+        ge=0,
+        le=10,
+        description="Overrides agentry:agent's value for this agent.",
+    )
+    prompt_caching: bool | None = Field(
+        default=None,
+        alias="promptCaching",
+        description="Overrides agentry:agent's value for this agent.",
+    )
     tool_budgets: dict[str, int] = Field(
         default_factory=dict,
         alias="toolBudgets",
