@@ -270,7 +270,9 @@ def _query(allowed: set[str]) -> dict[str, str]:
     params = app.current_event.query_string_parameters or {}
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise ApiError(400, "ValidationError", [(n, "unknown query parameter") for n in unknown])
+        # A parameter without a name ("?=x") is named by what it is.
+        fields = [(name or "query", "unknown query parameter") for name in unknown]
+        raise ApiError(400, "ValidationError", fields)
     return dict(params)
 
 
