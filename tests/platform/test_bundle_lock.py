@@ -231,4 +231,4 @@ def test_a_tampered_cache_is_installed_again(
 def test_make_lock_is_the_documented_command() -> None:
     makefile = (REPO / "Makefile").read_text()
     assert "lock: venv\n\t$(BIN)/agentry lock" in makefile
-    assert "make lock" in (REPO / "README.md").read_text()
+    assert "make lock" in (REPO / "docs" / "deploy.md").read_text()
