@@ -41,7 +41,7 @@ def _header_writes(world: World, agent_id: str) -> int:
     return count
 
 
-def test_a_whole_agent_runs_in_one_invocation_with_one_header_write_per_plan(
+def test_a_whole_agent_runs_in_one_invocation_writing_the_header_at_its_ends(
     world_factory: Callable[..., World],
 ) -> None:
     # GIVEN a worker with fifteen minutes and a model whose worst case fits
@@ -51,13 +51,14 @@ def test_a_whole_agent_runs_in_one_invocation_with_one_header_write_per_plan(
     # WHEN its first step event is delivered
     batches = world.pump()
     # THEN one invocation ran all five steps (plan, act, plan, act, answer) with one booking,
-    # and the header was written once at creation and once per plan: acts folded into them
+    # and the header was written at creation, when the chain started, and at its end: the
+    # steps in between (seconds apart here) were folded into the last commit
     header = world.store.get_header(agent_id)
     assert header.status == Status.COMPLETED
     assert header.step == 5
     assert batches == 1
     assert len(world.bookings(agent_id)) == 1
-    assert _header_writes(world, agent_id) == 1 + 3
+    assert _header_writes(world, agent_id) == 1 + 2
     assert header.runner_until is None
 
 
@@ -70,6 +71,27 @@ def test_without_room_for_the_models_worst_case_only_acts_chain(
     # WHEN it runs THEN each plan waited for its own event: three invocations, one per plan
     assert world.pump() == 3
     assert world.store.get_header(agent_id).status == Status.COMPLETED
+
+
+def test_a_long_chain_still_writes_the_header_every_few_seconds(
+    world_factory: Callable[..., World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a chaining worker whose every step seems to take a minute
+    world = world_factory(worker_timeout_ms=FIFTEEN_MINUTES_MS)
+    _quick_model(world)
+    loop = world.runtime.loop
+    now = {"t": 1_000_000.0}
+
+    def slow_clock() -> float:
+        now["t"] += 60 / 4  # the loop reads the clock about four times a step
+        return now["t"]
+
+    monkeypatch.setattr(loop, "_clock", slow_clock)
+    agent_id = world.start(GOAL)
+    # WHEN it runs THEN every plan wrote the header (readers see the chain progress)
+    world.pump()
+    assert world.store.get_header(agent_id).status == Status.COMPLETED
+    assert _header_writes(world, agent_id) == 1 + 3
 
 
 @pytest.mark.parametrize("crash_at_plan", [2, 3])

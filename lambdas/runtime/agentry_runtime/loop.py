@@ -86,6 +86,9 @@ MAX_ERROR_CHARS = 4000
 LEASE_MARGIN_SECONDS = 30
 #: Kept free at the end of a chain's invocation: its last commit and the batch's response.
 CHAIN_MARGIN_SECONDS = 3.0
+#: Inside a chain, a plan writes the header at least this often (acts never do): the API and
+#: the reconciler see a chain progress while it saves the writes of the steps in between.
+COMMIT_EVERY_SECONDS = 10.0
 #: Outcomes a tool budget counts: calls that took effect, or may have. A call the tool itself
 #: reported as failed did not (and may be retried), nor did a rejected or skipped one.
 BUDGETED = frozenset({Outcome.SUCCEEDED, Outcome.UNKNOWN})
@@ -223,6 +226,7 @@ class AgentLoop:
     ) -> StepResult:
         memory = _Memory()
         steps = 0
+        committed_at = self._clock()
         while True:
             try:
                 after = self._run(header, kind, deadline, memory)
@@ -235,11 +239,18 @@ class AgentLoop:
                 raise
             going_on = chain and deadline is not None and self._can_chain(after, deadline, memory)
             after = after.model_copy(update={"runner_until": deadline if going_on else None})
-            if going_on and kind == StepKind.ACT and header.runner_until is not None:
-                # Inside a chain an act's header need not be written: its outcomes are already
-                # durable in their messages, and the plan it chains to commits both steps at
-                # once. Should the chain die first, the takeover re-runs this act from the
-                # header, finds every outcome recorded, and runs no tool again.
+            if (
+                going_on
+                and header.runner_until is not None
+                and (kind == StepKind.ACT or self._clock() - committed_at < COMMIT_EVERY_SECONDS)
+            ):
+                # Inside a chain a step's header need not be written: what the step decided or
+                # did is already durable in its items (a plan's turn is its lock, an act's
+                # outcomes are recorded), and a later commit of the chain covers it. Should the
+                # chain die first, the takeover re-runs the steps from the last written header:
+                # a plan finds its turn and commits that decision, an act finds every outcome,
+                # and no model is asked twice and no tool runs twice. Plans still commit every
+                # COMMIT_EVERY_SECONDS, so readers of the header see a chain progress.
                 written = after
             else:
                 try:
@@ -249,6 +260,7 @@ class AgentLoop:
                     metrics.add_metric(name="StepConflicts", unit="Count", value=1)
                     reason = "another writer committed first"
                     return StepResult(StepOutcome.CONFLICT, header, reason, steps)
+                committed_at = self._clock()
             steps += 1
             metrics.add_metric(name="StepsCommitted", unit="Count", value=1)
             if not going_on or written.next_step is None:
