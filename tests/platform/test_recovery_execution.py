@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
+from support.harness import REGION, create_agents_table, moto_account
 
 from agentry_platform.lib.recovery_definition import (
     NOTIFICATION_SUBJECT,
@@ -27,10 +27,8 @@ from agentry_runtime.contract import (
     ErrorType,
     Status,
     agent_pk,
-    table_schema,
 )
 
-REGION = "us-east-1"
 MAX_ATTEMPTS = 2
 
 
@@ -56,8 +54,8 @@ def _queue_arn(sqs: Any, url: str) -> str:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    with moto_account(monkeypatch, config={"stepfunctions": {"execute_state_machine": True}}):
         ddb = boto3.client("dynamodb", region_name=REGION)
         events = boto3.client("events", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
@@ -65,8 +63,7 @@ def sandbox() -> Iterator[Sandbox]:
         sfn = boto3.client("stepfunctions", region_name=REGION)
         iam = boto3.client("iam", region_name=REGION)
 
-        table = "agentry-test-agents"
-        ddb.create_table(**table_schema(table))
+        table = create_agents_table(ddb, "agentry-test-agents")
         bus = "agentry-test-bus"
         events.create_event_bus(Name=bus)
         step_queue_url = sqs.create_queue(QueueName="steps")["QueueUrl"]

@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
 from agentry_flights import bookings
-from agentry_offline.bedrock import FakeBedrockServer
 from agentry_offline.events import (
     LOCAL_CALLER,
     LambdaContext,
@@ -37,11 +35,11 @@ from agentry_runtime.settings import LoopSettings, ReconcilerSettings
 from agentry_runtime.store import AgentStore
 from agentry_runtime.tools import ToolRegistry
 from support.agents import MODEL_ID, flights_agent, single_agent_runtime
+from support.harness import REGION, bedrock_client, create_queue, route, start_fake_bedrock
 from support.serialized import SerializedClient
 
 __all__ = ["MODEL_ID", "REGION", "World"]
 
-REGION = "us-east-1"
 _STREAMS_ENDPOINT = f"https://streams.dynamodb.{REGION}.amazonaws.com"
 
 
@@ -71,28 +69,30 @@ class World:
         self._positions: dict[str, str | None] = {}
         self.bus = "agentry-test"
         self.events.create_event_bus(Name=self.bus)
-        self.steps_url, self.steps_arn = self._queue("steps", redrive=self.max_receive_count)
-        self.others_url, others_arn = self._queue("others")
-        self._route(
+        steps = create_queue(self.sqs, "steps", max_receive_count=self.max_receive_count)
+        self.steps_url, self.steps_arn = steps.url, steps.arn
+        self.dlq_url = steps.dead_letter_url or create_queue(self.sqs, "unused-dlq").url
+        others = create_queue(self.sqs, "others")
+        self.others_url = others.url
+        route(
+            self.events,
+            self.bus,
             "steps",
             {"source": [EVENT_SOURCE], "detail-type": [DetailType.STEP_REQUESTED]},
             self.steps_arn,
         )
-        self._route(
+        route(
+            self.events,
+            self.bus,
             "others",
             {
                 "source": [EVENT_SOURCE],
                 "detail-type": [t.value for t in DetailType if t != DetailType.STEP_REQUESTED],
             },
-            others_arn,
+            others.arn,
         )
-        self.server = FakeBedrockServer(self.responder).start()
-        self.bedrock = boto3.client(
-            "bedrock-runtime",
-            region_name=REGION,
-            endpoint_url=self.server.endpoint_url,
-            config=Config(retries={"mode": "standard", "max_attempts": 4}),
-        )
+        self.server = start_fake_bedrock(self.responder)
+        self.bedrock = bedrock_client(self.server)
         self.publisher = Publisher(self.bus, client=self.events)
         self.agent: Agent = flights_agent(
             tools=self.tools, bedrock=self.bedrock, settings=self.settings
@@ -103,7 +103,7 @@ class World:
         self.runtime.reconciler_settings = ReconcilerSettings(
             stale_after_seconds=0,
             max_redrives=self.max_redrives,
-            dead_letter_queue_url=getattr(self, "dlq_url", None) or self._queue("unused-dlq")[0],
+            dead_letter_queue_url=self.dlq_url,
         )
         self.pending = False
         set_runtime(self.runtime)
@@ -256,26 +256,3 @@ class World:
     def bookings(self, agent_id: str) -> list[dict[str, Any]]:
         """The bookings the demo tool stored for an agent."""
         return bookings(self.dynamodb, self.table_name, agent_id)
-
-    def _queue(self, name: str, *, redrive: int = 0) -> tuple[str, str]:
-        attributes = {"VisibilityTimeout": "0"}
-        if redrive:
-            dlq_url = self.sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-            dlq_arn = self.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-                "Attributes"
-            ]["QueueArn"]
-            self.dlq_url = dlq_url
-            attributes["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(redrive)}
-            )
-        url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        return url, arn
-
-    def _route(self, name: str, pattern: dict[str, Any], target_arn: str) -> None:
-        self.events.put_rule(Name=name, EventBusName=self.bus, EventPattern=json.dumps(pattern))
-        self.events.put_targets(
-            Rule=name, EventBusName=self.bus, Targets=[{"Id": name, "Arn": target_arn}]
-        )
