@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import boto3
 import pytest
 from fuzz_world import TABLE, ApiWorld, make_agents
 from support.agents import flights_agent, single_agent_runtime
-from support.harness import REGION, create_agents_table, moto_account
+from support.harness import aws_session, create_agents_table, moto_account
 
 from agentry_runtime.events import Publisher
 from agentry_runtime.runtime import set_runtime
@@ -23,9 +22,9 @@ from agentry_runtime.store import AgentStore
 def api_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiWorld]:
     """A moto table and bus, the runtime over them, and one agent per interesting state."""
     with moto_account(monkeypatch):
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb = aws_session().client("dynamodb")
         create_agents_table(dynamodb, TABLE)
-        events = boto3.client("events", region_name=REGION)
+        events = aws_session().client("events")
         events.create_event_bus(Name="agentry-fuzz")
         # The api never calls the model; a client that was never used costs nothing.
         runtime = single_agent_runtime(

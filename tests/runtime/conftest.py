@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
-from support.harness import REGION, create_agents_table, moto_account, without_backoff
+from support.harness import aws_session, create_agents_table, moto_account, without_backoff
 from support.world import World
 
 TABLE_NAME = "agentry-test-agents"
@@ -16,9 +16,7 @@ TABLE_NAME = "agentry-test-agents"
 @pytest.fixture(scope="session")
 def boto_session() -> boto3.session.Session:
     """One boto3 session for the whole run: building clients from it is ~10x faster than anew."""
-    return boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-    )
+    return aws_session()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ build on these; each piece is what the deployed stack has, made from the same so
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from agentry_runtime.contract import table_schema
 __all__ = [
     "REGION",
     "Queue",
+    "aws_session",
     "bedrock_client",
     "create_agents_table",
     "create_queue",
@@ -43,6 +45,22 @@ _CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": REGION,
 }
+
+
+@functools.cache
+def aws_session() -> boto3.session.Session:
+    """One boto3 session (fake credentials, the fixed region) for every test of the process.
+
+    moto resets ``boto3.DEFAULT_SESSION`` whenever it starts, so ``boto3.client`` reloads every
+    service model from JSON (~0.1 s a client); a session keeps its loaded models, and moto
+    intercepts its clients all the same.
+    """
+    return boto3.session.Session(
+        aws_access_key_id=_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=REGION,
+    )
 
 
 def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,9 +129,8 @@ def start_fake_bedrock(responder: Responder) -> FakeBedrockServer:
 
 def bedrock_client(server: FakeBedrockServer, *, total_max_attempts: int = 5) -> Any:
     """A real boto3 ``bedrock-runtime`` client on the fake endpoint, standard retry mode."""
-    return boto3.client(
+    return aws_session().client(
         "bedrock-runtime",
-        region_name=REGION,
         endpoint_url=server.endpoint_url,
         config=Config(retries={"mode": "standard", "total_max_attempts": total_max_attempts}),
     )

@@ -14,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
 from agentry_flights import bookings
 from agentry_offline.events import (
     LOCAL_CALLER,
@@ -35,7 +33,14 @@ from agentry_runtime.settings import LoopSettings, ReconcilerSettings
 from agentry_runtime.store import AgentStore
 from agentry_runtime.tools import ToolRegistry
 from support.agents import MODEL_ID, flights_agent, single_agent_runtime
-from support.harness import REGION, bedrock_client, create_queue, route, start_fake_bedrock
+from support.harness import (
+    REGION,
+    aws_session,
+    bedrock_client,
+    create_queue,
+    route,
+    start_fake_bedrock,
+)
 from support.serialized import SerializedClient
 
 __all__ = ["MODEL_ID", "REGION", "World"]
@@ -57,12 +62,11 @@ class World:
     worker_timeout_ms: int = 60_000
 
     def __post_init__(self) -> None:
-        self.events = boto3.client("events", region_name=REGION)
-        self.sqs = boto3.client("sqs", region_name=REGION)
-        self.dynamodb = SerializedClient(boto3.client("dynamodb", region_name=REGION))
-        self.streams = boto3.client(
-            "dynamodbstreams", region_name=REGION, endpoint_url=_STREAMS_ENDPOINT
-        )
+        session = aws_session()
+        self.events = session.client("events")
+        self.sqs = session.client("sqs")
+        self.dynamodb = SerializedClient(session.client("dynamodb"))
+        self.streams = session.client("dynamodbstreams", endpoint_url=_STREAMS_ENDPOINT)
         self.stream_arn = self.dynamodb.describe_table(TableName=self.table_name)["Table"][
             "LatestStreamArn"
         ]
