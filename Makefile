@@ -4,10 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
+STACKS := $(sort $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)))
 LAMBDAS  := $(wildcard lambdas/*/pyproject.toml)
 SOURCES  := $(filter-out %.egg-info,$(wildcard lambdas/*/agentry_*)) lambdas/support/infrastructure.py platform/agentry_platform stacks/agentry_stacks policies/agentry_policies
 
-.PHONY: venv test test-fast lint typecheck contracts pytest demo plan check up preview chaos bench clean
+.PHONY: venv test test-fast lint typecheck contracts pytest demo plan check lock up preview chaos bench clean
 
 venv: $(STAMP)
 
@@ -22,6 +23,7 @@ $(STAMP): pyproject.toml $(LAMBDAS) platform/pyproject.toml stacks/pyproject.tom
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint -color=false .github/workflows/*.yml
 
 typecheck: venv
 	$(BIN)/mypy $(SOURCES)
@@ -44,9 +46,19 @@ demo: venv
 plan: venv
 	$(BIN)/agentry plan $(STACK)
 
+# Every stack found (Pulumi.<stack>.yaml): the policy pack's rules with its pack config, then the
+# limits check. A stack without policies/<stack>.json fails, saying what to add.
 check: venv
-	$(BIN)/agentry check dev
-	$(BIN)/agentry check prod
+	@test -n "$(STACKS)" || { echo "make check: no Pulumi.<stack>.yaml found" >&2; exit 2; }
+	@set -e; for stack in $(STACKS); do \
+		echo "$(BIN)/agentry check $$stack"; $(BIN)/agentry check $$stack; \
+		echo "$(BIN)/agentry limits $$stack"; $(BIN)/agentry limits $$stack; \
+	done
+
+# The bundle's hashed lock (lambdas/bundle.lock): run after changing a pin of lambdas/ or
+# constraints.txt. Needs the package index; the lock itself holds names, versions and hashes only.
+lock: venv
+	$(BIN)/agentry lock
 
 # With the Pulumi CLI and AWS credentials: deploy a stack with the policy pack enforced.
 up: venv

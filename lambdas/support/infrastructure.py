@@ -36,7 +36,8 @@ def declare(context: ToolsetContext) -> ToolsetGrants:
         ),
         point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
         tags=dict(context.tags),
-        opts=context.opts,
+        # It holds the orders: protected, so no update can replace or delete it.
+        opts=context.protected_opts,
     )
     for order in DEMO_ORDERS:
         aws.dynamodb.TableItem(
@@ -53,7 +54,8 @@ def declare(context: ToolsetContext) -> ToolsetGrants:
                 },
                 sort_keys=True,
             ),
-            opts=context.opts,
+            # A replacement puts the same key: created first, the old item's delete would erase it.
+            opts=context.named_opts,
         )
     statements = table.arn.apply(
         lambda arn: [

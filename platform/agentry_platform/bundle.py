@@ -35,10 +35,20 @@ from typing import Literal
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from agentry_platform.bundle_lock import (
+    MARKER,
+    BundleLock,
+    LockError,
+    read_constraints,
+    verify_installed,
+)
+
 __all__ = [
     "BUILD_DIR",
     "CONSTRAINTS",
     "LAMBDAS_DIR",
+    "LOCK_FILE",
+    "PROVIDED",
     "TASK_ROOT",
     "Architecture",
     "Bundle",
@@ -49,6 +59,7 @@ __all__ = [
     "compile_bytecode",
     "fetch_wheels",
     "find_interpreter",
+    "install_locked_wheels",
     "interpreter_variable",
     "requirements",
 ]
@@ -62,12 +73,14 @@ LAMBDAS_DIR = _REPO / "lambdas"
 BUILD_DIR = Path(os.environ.get("AGENTRY_BUILD_DIR") or _REPO / "build")
 #: Exact versions of transitive dependencies, so the bundle's wheels do not drift between builds.
 CONSTRAINTS = _REPO / "constraints.txt"
+#: The hashed lock the bundle's wheels are installed from (``make lock`` writes it).
+LOCK_FILE = LAMBDAS_DIR / "bundle.lock"
+#: Distributions the Lambda runtime provides (left out of every bundle and of the lock).
+PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3")
 
 # The Lambda Python runtime already ships these (and the function's boto3 is kept in step with
 # the service by AWS); bundling them would add ~20 MB and pin an older SDK over the managed one.
-_PROVIDED = frozenset(
-    canonicalize_name(name) for name in ("boto3", "botocore", "s3transfer", "jmespath", "urllib3")
-)
+_PROVIDED = frozenset(canonicalize_name(name) for name in PROVIDED)
 _PLATFORMS: dict[str, str] = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o644 << 16
@@ -250,6 +263,49 @@ def fetch_wheels(
     return target
 
 
+def install_locked_wheels(
+    reqs: list[str], architecture: Architecture, python_version: str, cache_dir: Path = BUILD_DIR
+) -> Path:
+    """The folder holding the hashed lock's wheels for ``architecture`` and CPython
+    ``python_version`` (no bytecode), installed with ``--require-hashes``; a cached folder is
+    reused only once verified against the lock. ``BundleError`` if the lock does not cover
+    ``reqs`` or is stale."""
+    try:
+        lock = BundleLock.load(LOCK_FILE)
+        lock.check_covers(reqs, read_constraints(CONSTRAINTS))
+    except LockError as exc:
+        raise BundleError(str(exc)) from None
+    key = _digest(lock.sha256, _PLATFORMS[architecture], python_version, "cp")[:24]
+    target = cache_dir / "lambda-deps" / key
+    if target.is_dir():
+        if not verify_installed(target, lock):
+            return target
+        # Not what the lock installs any more (edited, partly deleted...): install it again.
+        shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=target.parent))
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "--require-hashes", "--no-deps",
+        "--platform", _PLATFORMS[architecture], "--only-binary=:all:",
+        "--python-version", python_version, "--implementation", "cp",
+        "--target", str(staging), "--no-compile", "--requirement", str(LOCK_FILE),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(
+            f"pip could not install {LOCK_FILE.name} for {architecture}: {result.stderr[-2000:]}"
+        )
+    (staging / MARKER).write_text(lock.sha256 + "\n", encoding="utf-8")
+    try:
+        # Atomic publish: a concurrent build (pytest-xdist) of the same key may have won.
+        staging.rename(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def _walk(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
@@ -275,7 +331,7 @@ def _entries(sources: Sequence[Source], deps_dir: Path) -> dict[str, Path | byte
     provided = _provided_roots(deps_dir)
     for path in _walk(deps_dir):
         name = path.relative_to(deps_dir).as_posix()
-        if name.split("/", 1)[0] not in provided:
+        if name.split("/", 1)[0] not in provided and name != MARKER:
             entries[name] = path
     for source in sources:
         for package in source.packages:
@@ -366,17 +422,18 @@ def build_bundle(
 ) -> Bundle:
     """Build (or reuse) the bundle of ``sources`` plus generated ``files`` at the zip's root.
 
-    The zip holds exactly the sources' packages, the third-party wheels they require (Linux,
-    ``architecture``, CPython ``python_version``) and ``files``: nothing else of the project;
-    and, unless ``bytecode`` is false, their bytecode when an interpreter of ``python_version``
-    is found (:func:`find_interpreter`). Bytecode does not depend on the architecture.
+    The zip holds exactly the sources' packages, the third-party wheels of the hashed lock
+    (``lambdas/bundle.lock``; Linux, ``architecture``, CPython ``python_version``), which must
+    cover what the sources require, and ``files``: nothing else of the project; and, unless
+    ``bytecode`` is false, their bytecode when an interpreter of ``python_version`` is found
+    (:func:`find_interpreter`). Bytecode does not depend on the architecture.
     """
     if architecture not in _PLATFORMS:
         raise BundleError(f"architecture: {architecture!r} is not one of {sorted(_PLATFORMS)}")
     if not sources:
         raise BundleError("sources: a bundle needs at least the runtime")
     reqs = requirements(sources)
-    deps_dir = fetch_wheels(reqs, architecture, python_version, cache_dir)
+    deps_dir = install_locked_wheels(reqs, architecture, python_version, cache_dir)
     entries = _entries(sources, deps_dir)
     for name, content in sorted((files or {}).items()):
         if name in entries or "/" in name:

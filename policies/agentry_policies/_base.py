@@ -36,6 +36,24 @@ from agentry_policies.documents import (
     raw_documents,
 )
 
+__all__ = [
+    "IDENTITY",
+    "RESOURCE",
+    "TRUST",
+    "Found",
+    "ResourceCheck",
+    "StackCheck",
+    "Undecided",
+    "arn_name",
+    "depends_on",
+    "documents",
+    "label",
+    "refers_to",
+    "resource_policy",
+    "settings",
+    "stack_policy",
+]
+
 
 class Undecided:
     """Yielded by a check for a part it cannot judge yet: ``what`` names the unknown input."""

@@ -13,6 +13,23 @@ from typing import Any, Final
 
 from pulumi_policy.proxy import UnknownValueError
 
+__all__ = [
+    "UNKNOWN",
+    "UNKNOWN_SENTINELS",
+    "UNKNOWN_STRING",
+    "as_list",
+    "get",
+    "is_enabled",
+    "is_mapping",
+    "is_sequence",
+    "is_unknown",
+    "number",
+    "parse_json",
+    "peek",
+    "text",
+    "to_plain",
+]
+
 #: The engine's placeholders for values that are not known during a preview (pulumi_policy.proxy).
 UNKNOWN_SENTINELS: Final = frozenset(
     {

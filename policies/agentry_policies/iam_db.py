@@ -13,6 +13,14 @@ import fnmatch
 from functools import cache, lru_cache
 from typing import Any
 
+__all__ = [
+    "expand",
+    "is_service_wide",
+    "model_invocation_actions",
+    "service_actions",
+    "supports_resource_level",
+]
+
 #: Bedrock actions whose names start with this authorise model inference (Converse is authorised
 #: by ``bedrock:InvokeModel``; ConverseStream by ``bedrock:InvokeModelWithResponseStream``).
 _MODEL_INVOCATION_PREFIX = "invokemodel"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from functools import lru_cache
 
+__all__ = ["secret_kinds"]
+
 _LOCK = threading.Lock()  # detect-secrets keeps its settings in a global; the analyzer is threaded
 _SKIPPED = {"Base64HighEntropyString", "HexHighEntropyString", "IPPublicDetector"}
 _REFERENCE_PREFIXES = ("arn:", "/", "{{resolve:")

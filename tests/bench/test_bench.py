@@ -18,7 +18,16 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from agentry_stacks.bench.render import markdown, readme_section, replace_section
+from agentry_stacks.bench.render import (
+    BEGIN,
+    END,
+    SUMMARY_BEGIN,
+    SUMMARY_END,
+    markdown,
+    readme_section,
+    replace_section,
+    summary,
+)
 from agentry_stacks.bench.report import BenchReport
 from agentry_stacks.bench.run import LIMITS
 from agentry_stacks.cli import app
@@ -145,8 +154,7 @@ def test_write_units_stay_within_the_floor_at_every_length_and_with_a_long_goal(
     reason="runtime data path: an unchained plan reads its whole prompt window (the summary "
     "and every message after it) from the table, and compaction keeps up to the token budget "
     "(20,000 tokens, ~55 KB at 300 messages: 8.5 read units) against 5 KB at 10 messages "
-    "(2 units); only a chained plan reads nothing, and plans never chain (see the chained "
-    "target).",
+    "(2 units); only a chained plan reads nothing (see the chained target).",
 )
 def test_read_units_at_300_messages_are_within_1_2x_of_those_at_10(report: BenchReport) -> None:
     cases = report.store.cases
@@ -159,12 +167,11 @@ def test_read_units_at_300_messages_are_within_1_2x_of_those_at_10(report: Bench
 
 @pytest.mark.xfail(
     strict=True,
-    reason="runtime data path: (1) loop._can_chain asks 2 x ModelSettings.worst_case_seconds "
-    "(2 x 560 s) + 3 s before chaining a plan, more than Lambda's 900 s maximum, so chains are "
-    "plan -> act only; (2) each chained commit still invokes the announcer (the stream filter "
-    "keeps headers that carry a runner); (3) with whole-agent chains a plan (Converse, turn, "
-    "header) and an act (claim, result, header) are 3 calls each: 2.5 needs one header commit "
-    "per plan + act pair.",
+    reason="runtime data path: (1) each chained commit still invokes the announcer (the stream "
+    "filter keeps headers that carry a runner); (2) with whole-agent chains (the stack's model "
+    "client, agentry:modelClient, bounds a plan's worst case inside the worker's timeout, so "
+    "plans chain too) a plan (Converse, turn, header) and an act (claim, result, header) are "
+    "3 calls each: 2.5 needs one header commit per plan + act pair.",
 )
 def test_a_long_chained_agent_makes_at_most_2_5_aws_calls_per_step(report: BenchReport) -> None:
     assert report.pipeline.chained.steady.aws_calls <= LIMITS["chained_aws_calls_per_step"]
@@ -217,27 +224,27 @@ def _close(expected: str, found: str) -> bool:
     return math.isclose(value(expected), value(found), rel_tol=TOLERANCE, abs_tol=0.011)
 
 
-def test_the_readme_figures_are_the_benchs(report: BenchReport) -> None:
-    # GIVEN the README's generated section and the same section from this run
-    section = readme_section(README.read_text())
-    assert section is not None, "README.md lacks the bench markers"
-    fresh = markdown(report)
+@pytest.mark.parametrize("document", ["docs/bench.md", "README.md"])
+def test_the_documented_figures_are_the_benchs(report: BenchReport, document: str) -> None:
+    # GIVEN a document's generated section and the same section from this run
+    markers = (BEGIN, END) if document == "docs/bench.md" else (SUMMARY_BEGIN, SUMMARY_END)
+    section = readme_section((REPO / document).read_text(), *markers)
+    assert section is not None, f"{document} lacks the bench markers"
+    fresh = markdown(report) if document == "docs/bench.md" else summary(report)
     # THEN the tables have the same shape, the same labels, and numbers within the tolerance
     found, expected = _cells(section), _cells(fresh)
     assert [len(row) for row in found] == [len(row) for row in expected], (
-        "the README's tables changed shape: agentry bench --write-readme"
+        f"{document}'s tables changed shape: agentry bench --write-readme"
     )
     for row_found, row_expected in zip(found, expected, strict=True):
         for cell_found, cell_expected in zip(row_found, row_expected, strict=True):
             assert _close(cell_expected, cell_found), (
-                f"README has {cell_found!r} where the bench says {cell_expected!r} "
+                f"{document} has {cell_found!r} where the bench says {cell_expected!r} "
                 f"(row {row_expected[0]!r}): agentry bench --write-readme"
             )
 
 
 def test_writing_the_readme_replaces_only_its_section(tmp_path: Path) -> None:
-    from agentry_stacks.bench.render import BEGIN, END
-
     text = f"# Title\n\nBefore.\n\n{BEGIN}\n\nold\n\n{END}\n\nAfter.\n"
     updated = replace_section(text, "| a | b |\n")
     assert updated.startswith("# Title\n\nBefore.\n\n")

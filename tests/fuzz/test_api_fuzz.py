@@ -262,3 +262,10 @@ def test_deep_bodies_long_numbers_and_encodings_never_break_the_api(
     event = _raw(request("POST", path, body="{}"), body=body, base64=base64)
     # THEN a sound answer: success, or a 4xx naming a field that stores nothing
     _check(api_world, event)
+
+
+def test_a_query_parameter_without_a_name_is_named_query(api_world: ApiWorld) -> None:
+    # GIVEN a query string "=" (found by hypothesis) WHEN a list is read THEN 400 naming "query"
+    agent = api_world.agents[Status.COMPLETED]
+    event = request("GET", f"/agents/{agent}/messages", query={"": ""})
+    assert _check(api_world, event) == 400

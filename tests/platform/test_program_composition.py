@@ -33,10 +33,12 @@ def _run_dev() -> None:
 def test_dev_program_declares_every_component(mocks: Any) -> None:
     # GIVEN the shipped dev config WHEN the real program runs under mocks (to completion)
     _run_dev()
-    # THEN every component is declared, dev has no CMK, and the recovery definition lints
+    # THEN every component is declared, dev has no stack-wide CMK (only the topics' key,
+    # since services cannot publish under the AWS managed SNS key), and the definition lints
     types = set(mocks.types.values())
     assert types >= COMPONENTS
-    assert "agentry:keys:EncryptionKey" not in types
+    keys = [name for name, typ in mocks.types.items() if typ == "agentry:keys:EncryptionKey"]
+    assert keys == ["topics-key"]
     definition = json.loads(mocks.inputs["recovery-state-machine"]["definition"])
     assert Linter.validate(definition) == []
     assert definition["States"]["LoadAgent"]["Parameters"]["TableName"] == "agentry-dev-agents"

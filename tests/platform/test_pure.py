@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ from agentry_policies.documents import Decision, Request, evaluate, parse_docume
 from agentry_runtime.contract import (
     EVENT_SOURCE,
     RETRYABLE_ERRORS,
+    AgentErrorDetail,
     DetailType,
     ErrorType,
 )
@@ -343,3 +345,19 @@ def test_the_machine_reads_only_what_it_needs_of_the_header() -> None:
         "status",
         "step",
     ]
+
+
+def test_every_event_field_the_machine_reads_is_a_field_of_the_contracts_error_event() -> None:
+    # GIVEN the definition and the contract's Agent Error detail model
+    text = json.dumps(_definition())
+    read = set(re.findall(r"\$\.detail\.([A-Za-z0-9_]+)", text))
+    fields = {f.alias or n for n, f in AgentErrorDetail.model_fields.items()}
+    # THEN the machine reads only fields the event carries (ids and typed fields: no text)
+    assert read
+    assert read <= fields
+    assert "message" not in read
+    # AND an event built from the model validates and carries every field the machine reads
+    event = AgentErrorDetail(
+        agent_id="agent-1", step=3, error_type=ErrorType.TOOL_EXECUTION_FAILED, retryable=True
+    ).model_dump(by_alias=True, mode="json")
+    assert read <= set(event)

@@ -11,6 +11,8 @@ import pytest
 import yaml
 
 from agentry_policies import ALL_POLICIES, PACK_NAME
+from agentry_stacks.deploy.config import load_stack_config
+from agentry_stacks.offline.allowlist import compare_allowlists
 from agentry_stacks.offline.check import validate_pack_config
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -68,12 +70,11 @@ def test_pack_config_is_valid_and_mirrors_the_stack_allowlist(stack: str) -> Non
     config = yaml.safe_load((_ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))["config"]
     # WHEN validated like the CLI does THEN it is accepted
     validate_pack_config(pack)
-    # AND its allowlists are exactly the stack's models and profiles
-    allowlist = pack["bedrock-model-allowlist"]
-    assert allowlist["allowedModels"] == config["agentry:models"]
-    assert allowlist["inferenceProfiles"] == config["agentry:inferenceProfiles"]
-    grants = pack["bedrock-inference-profile-grants"]
-    assert grants["inferenceProfiles"] == config["agentry:inferenceProfiles"]
+    # AND its own allowlists (kept apart, as a guardrail) agree with the stack's, profile regions
+    # from the model catalog included
+    assert config["agentry:models"] == pack["bedrock-model-allowlist"]["allowedModels"]
+    stack_config = load_stack_config(stack, project_dir=_ROOT)
+    assert compare_allowlists(stack_config, pack, pack_file=f"policies/{stack}.json") == []
 
 
 def test_some_rules_are_advisory_in_dev_and_mandatory_in_prod() -> None:

@@ -61,13 +61,10 @@ def _edit_worker_policy(graph: dict[str, Any], edit: Callable[[list[dict[str, An
     return str(resource["name"])
 
 
-def _plain_model_grant(statements: list[dict[str, Any]]) -> dict[str, Any]:
+def _plain_bedrock_grant(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    """The worker's unconditioned Bedrock grant (the inference profile's own ARN)."""
     return next(
-        s
-        for s in statements
-        if "bedrock:InvokeModel" in s["Action"]
-        and "Condition" not in s
-        and all(":foundation-model/" in r for r in s["Resource"])
+        s for s in statements if "bedrock:InvokeModel" in s["Action"] and "Condition" not in s
     )
 
 
@@ -76,15 +73,17 @@ def _add_bedrock_star(statements: list[dict[str, Any]]) -> None:
 
 
 def _widen_bedrock_resource(statements: list[dict[str, Any]]) -> None:
-    _plain_model_grant(statements)["Resource"] = "*"
+    _plain_bedrock_grant(statements)["Resource"] = "*"
 
 
 def _add_outside_model(statements: list[dict[str, Any]]) -> None:
-    grant = _plain_model_grant(statements)
-    grant["Resource"] = [
-        *grant["Resource"],
-        f"arn:aws:bedrock:us-east-1::foundation-model/{_OUTSIDER}",
-    ]
+    statements.append(
+        {
+            "Effect": "Allow",
+            "Action": "bedrock:InvokeModel",
+            "Resource": f"arn:aws:bedrock:us-east-1::foundation-model/{_OUTSIDER}",
+        }
+    )
 
 
 def _drop_profile_models(statements: list[dict[str, Any]]) -> None:

@@ -12,7 +12,9 @@ from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
 from agentry_offline.bedrock import FakeBedrockServer, error_response
+from agentry_runtime.contract import ErrorType
 from agentry_runtime.errors import (
+    ModelNotAvailableError,
     ModelRejectedError,
     ModelThrottledError,
     ModelUnavailableError,
@@ -227,12 +229,26 @@ def test_server_errors_become_model_unavailable(
 
 @pytest.mark.parametrize(
     ("status", "code"),
-    [
-        (400, "ValidationException"),
-        (403, "AccessDeniedException"),
-        (404, "ResourceNotFoundException"),
-        (424, "ModelErrorException"),
-    ],
+    [(403, "AccessDeniedException"), (404, "ResourceNotFoundException")],
+)
+def test_access_and_unknown_model_become_model_not_available(
+    fake: FakeBedrockServer, status: int, code: str
+) -> None:
+    # GIVEN Bedrock refuses the model itself (access not granted, no such model here, EOL)
+    fake.responder = Scripted(error_response(status, code, "no access to this model"))
+    # WHEN the client converses THEN it fails at once with the typed, non-retryable error
+    with pytest.raises(ModelNotAvailableError, match=f"{code} from .*no access") as caught:
+        _client(max_attempts=4).converse(system="s", messages=MESSAGES, tools=None)
+    assert caught.value.error_type == ErrorType.MODEL_NOT_AVAILABLE
+    assert caught.value.retryable is False
+    assert len(fake.requests) == 1
+    # AND it is neither throttling nor the retryable server-side ModelUnavailable
+    assert not isinstance(caught.value, ModelThrottledError | ModelUnavailableError)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(400, "ValidationException"), (424, "ModelErrorException")],
 )
 def test_client_errors_become_model_rejected_without_retry(
     fake: FakeBedrockServer, status: int, code: str

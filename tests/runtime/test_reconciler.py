@@ -14,7 +14,8 @@ import pytest
 from support.agents import flights_tools
 from support.world import World
 
-from agentry_runtime.contract import DetailType, ErrorType, Status, StepKind
+from agentry_runtime.contract import DetailType, ErrorType, Metric, Status, StepKind
+from agentry_runtime.observability import metrics
 from agentry_runtime.reconciler import Reconciler
 from agentry_runtime.settings import LoopSettings, ReconcilerSettings
 
@@ -220,3 +221,23 @@ def test_agents_that_made_progress_recently_are_left_alone(
     # WHEN it sweeps THEN it pokes nobody
     assert patient.run().reannounced == []
     assert world.store.get_header(agent_id) == header
+
+
+def test_agents_waiting_for_an_approval_are_counted_for_the_dashboard(
+    world_factory: Callable[..., World],
+) -> None:
+    # GIVEN an agent waiting for a human's approval, its window still open
+    world = world_factory()
+    header = world.runtime.service.create(GOAL)
+    waiting = header.model_copy(
+        update={"status": Status.AWAITING_APPROVAL, "approval_deadline": 4_102_444_800.0}
+    )
+    world.store.commit(header.version, waiting)
+    world.give_up_on_stream()
+    metrics.clear_metrics()
+    # WHEN the reconciler sweeps THEN it counts it, and emits the gauge the dashboard shows
+    report = world.runtime.reconciler.run()
+    assert report.approvals_waiting == 1
+    assert report.approvals_expired == []
+    assert metrics.metric_set[Metric.APPROVALS_WAITING]["Value"] == [1.0]
+    metrics.clear_metrics()

@@ -11,6 +11,7 @@ from agentry_flights import registry as flights_registry
 from agentry_runtime.agents import AgentsFile, AgentSpec
 from agentry_runtime.contract import AGENTS_FILE_NAME, TASK_ROOT_VARIABLE
 from agentry_runtime.errors import SettingsError, UnknownAgentError
+from agentry_runtime.pricing import ModelPrice
 from agentry_runtime.runtime import Runtime
 from agentry_runtime.settings import AccessSettings, AgentLimits, FunctionSettings
 
@@ -26,6 +27,7 @@ LIMITS = AgentLimits(
     max_tool_failures=2,
     max_plan_retries=1,
     prompt_caching=False,
+    price=ModelPrice(input_per_million=1.0, output_per_million=5.0),
 )
 SETTINGS = FunctionSettings(
     table_name="agents",
@@ -36,6 +38,9 @@ SETTINGS = FunctionSettings(
     agents={"flights": LIMITS},
     ttl_days=3,
     max_request_bytes=1024,
+    model_read_timeout_seconds=30,
+    model_connect_timeout_seconds=5,
+    model_max_attempts=2,
     access=AccessSettings(
         operators=["arn:aws:iam::111122223333:role/ops/Operator"],
         max_active_agents_per_caller=7,
@@ -98,6 +103,11 @@ def test_runtime_from_env_joins_the_environment_and_the_agents_file(task_root: P
     assert agent.model_id == LIMITS.model
     assert agent.settings.max_steps == 7
     assert agent.model.settings.max_tokens == 512
+    # AND the agent's model client has the stack's timeouts and attempts (a chain's worst case)
+    client = agent.model.settings
+    assert (client.read_timeout_seconds, client.connect_timeout_seconds) == (30, 5)
+    assert client.max_attempts == 2
+    assert agent.price == LIMITS.price
     assert set(agent.tools.names()) == set(flights_registry.names())
     # AND tools without a timeout of their own take the agent's
     assert {agent.tools.timeout_of(n) for n in agent.tools.names()} == {4}

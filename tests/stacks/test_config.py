@@ -66,7 +66,8 @@ def test_prod_is_stricter_than_dev(repo_root: Path) -> None:
     assert prod.worker.reserved_concurrency is not None
     assert prod.human_emails
     assert prod.alarm_emails
-    assert set(prod.models) < set(dev.models)
+    assert {p.id for p in prod.inference_profiles} < {p.id for p in dev.inference_profiles}
+    assert prod.models == []
     assert prod.recovery.max_attempts > dev.recovery.max_attempts
 
 
@@ -74,7 +75,7 @@ def test_cli_form_round_trips(repo_root: Path) -> None:
     # GIVEN the flat string map the Pulumi CLI hands the program (non-strings as JSON)
     values = pulumi_config_values("prod", project_dir=repo_root)
     assert all(isinstance(value, str) for value in values.values())
-    assert json.loads(values["agentry:worker"])["batchSize"] == 5
+    assert json.loads(values["agentry:worker"])["batchSize"] == 1
     # WHEN it is validated as `pulumi up` would
     config = EnvironmentConfig.from_values("prod", values)
     # THEN it equals the YAML's config, and renders back to the same map
@@ -151,10 +152,19 @@ def test_out_of_range_number(dev_values: dict[str, Any], write_stack: WriteStack
 
 
 def test_missing_required_key(dev_values: dict[str, Any], write_stack: WriteStack) -> None:
-    # GIVEN a stack without its model allowlist
-    stderr = _plan_fails(write_stack("bad", _with(dev_values, "agentry:models", None)))
+    # GIVEN a stack without its model client settings
+    stderr = _plan_fails(write_stack("bad", _with(dev_values, "agentry:modelClient", None)))
     # THEN the missing key is named
-    assert "agentry:models: required key is missing" in stderr
+    assert "agentry:modelClient: required key is missing" in stderr
+
+
+def test_empty_allowlist(dev_values: dict[str, Any], write_stack: WriteStack) -> None:
+    # GIVEN a stack with neither direct models nor profiles
+    values = _with(dev_values, "agentry:models", [])
+    values["agentry:inferenceProfiles"] = []
+    # THEN the allowlist is named
+    stderr = _plan_fails(write_stack("bad", values))
+    assert "agentry:models: name at least one model" in stderr
 
 
 def test_dangling_reference(dev_values: dict[str, Any], write_stack: WriteStack) -> None:
@@ -165,13 +175,14 @@ def test_dangling_reference(dev_values: dict[str, Any], write_stack: WriteStack)
     assert "neither in agentry:models" in stderr
 
 
-def test_profile_model_not_allowed(dev_values: dict[str, Any], write_stack: WriteStack) -> None:
-    # GIVEN a profile whose foundation model is missing from the allowlist
-    values = _with(dev_values, "agentry:models", ["amazon.nova-lite-v1:0"])
-    values["agentry:defaultModel"] = "amazon.nova-lite-v1:0"
+def test_profile_model_must_be_its_ids(dev_values: dict[str, Any], write_stack: WriteStack) -> None:
+    # GIVEN a system profile that claims another foundation model than its id names
+    profiles = copy.deepcopy(dev_values["agentry:inferenceProfiles"])
+    profiles[0]["model"] = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    values = _with(dev_values, "agentry:inferenceProfiles", profiles)
     stderr = _plan_fails(write_stack("bad", values))
     assert "agentry:inferenceProfiles[0].model" in stderr
-    assert "is not listed in agentry:models" in stderr
+    assert "does not route to model" in stderr
 
 
 def test_bad_region_and_email(dev_values: dict[str, Any], write_stack: WriteStack) -> None:

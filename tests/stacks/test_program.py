@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from agentry_platform.lib.model_catalog import ProfileKind
 from agentry_runtime.contract import Env
 from agentry_stacks.cli import app
 from agentry_stacks.deploy.config import EnvironmentConfig, load_stack_config
@@ -86,28 +87,46 @@ def test_physical_names_and_tags(graph: dict[str, Any], repo_root: Path) -> None
 
 
 def _expected_bedrock(config: EnvironmentConfig) -> set[tuple[str, str, str]]:
-    """(action, resource, condition) the config allows, computed from the config alone."""
+    """(action, resource, condition) the config allows, in the shape AWS documents per kind of
+    profile, computed from the config alone."""
+    invoke, region = "bedrock:InvokeModel", config.region
     allowed = {
-        ("bedrock:InvokeModel", f"arn:aws:bedrock:{config.region}::foundation-model/{model}", "")
+        (invoke, f"arn:aws:bedrock:{region}::foundation-model/{model}", "")
         for model in config.models
     }
-    for profile in config.inference_profiles:
+    for profile in config.resolved_profiles():
         profile_arn = (
-            f"arn:aws:bedrock:{config.region}:{MOCK_ACCOUNT_ID}:inference-profile/{profile.id}"
+            profile.id
+            if profile.kind == ProfileKind.APPLICATION
+            else f"arn:aws:bedrock:{region}:{MOCK_ACCOUNT_ID}:inference-profile/{profile.id}"
         )
-        allowed.add(("bedrock:InvokeModel", profile_arn, ""))
-        condition = json.dumps(
-            {"StringEquals": {"bedrock:InferenceProfileArn": profile_arn}}, sort_keys=True
-        )
+        via = {"bedrock:InferenceProfileArn": profile_arn}
+        if profile.kind == ProfileKind.GLOBAL:
+            # Bedrock user guide, global cross-Region inference: three documented grants.
+            allowed |= {
+                (invoke, profile_arn, _equals({"aws:RequestedRegion": region})),
+                (
+                    invoke,
+                    f"arn:aws:bedrock:{region}::foundation-model/{profile.model}",
+                    _equals({"aws:RequestedRegion": region, **via}),
+                ),
+                (
+                    invoke,
+                    f"arn:aws:bedrock:::foundation-model/{profile.model}",
+                    _equals({"aws:RequestedRegion": "unspecified", **via}),
+                ),
+            }
+            continue
+        allowed.add((invoke, profile_arn, ""))
         allowed |= {
-            (
-                "bedrock:InvokeModel",
-                f"arn:aws:bedrock:{region}::foundation-model/{profile.model}",
-                condition,
-            )
-            for region in profile.regions
+            (invoke, f"arn:aws:bedrock:{dest}::foundation-model/{profile.model}", _equals(via))
+            for dest in profile.regions
         }
     return allowed
+
+
+def _equals(values: dict[str, str]) -> str:
+    return json.dumps({"StringEquals": values}, sort_keys=True)
 
 
 def test_worker_bedrock_access_is_exactly_the_config(

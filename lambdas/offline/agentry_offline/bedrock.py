@@ -135,6 +135,7 @@ _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 def tool_specs(tool_config: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The ``toolSpec`` of each tool of a Converse ``toolConfig``, by name."""
     tools = (tool_config or {}).get("tools", [])
     return {t["toolSpec"]["name"]: t["toolSpec"] for t in tools if "toolSpec" in t}
 

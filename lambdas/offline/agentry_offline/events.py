@@ -16,6 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+__all__ = [
+    "LOCAL_CALLER",
+    "LambdaContext",
+    "decode_body",
+    "http_api_event",
+    "iam_context",
+    "sqs_event",
+]
+
 
 @dataclass
 class LambdaContext:

@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_camel
 
 from agentry_runtime.errors import SettingsError, UnknownAgentError
 from agentry_runtime.model import ModelClient, ModelSettings
+from agentry_runtime.pricing import ModelPrice
 from agentry_runtime.settings import AgentLimits, FunctionSettings, LoopSettings
 from agentry_runtime.tools import ToolRegistry
 
@@ -124,6 +125,8 @@ class Agent:
     model: ModelClient
     settings: LoopSettings = field(default_factory=LoopSettings)
     description: str = ""
+    #: What the model costs; None leaves its calls unpriced.
+    price: ModelPrice | None = None
 
     @property
     def model_id(self) -> str:
@@ -176,6 +179,7 @@ class AgentCatalog:
                     "description": agent.description,
                     "model": agent.model_id,
                     "tools": agent.describe_tools(),
+                    "price": agent.price,
                 }
                 for agent in agents
             },
@@ -202,7 +206,13 @@ class AgentCatalog:
 
         def builder(name: str, spec: AgentSpec, limits: AgentLimits) -> Callable[[], Agent]:
             return lambda: _build(
-                name, spec, limits, bedrock=bedrock, loader=loader, approval_window=window
+                name,
+                spec,
+                limits,
+                bedrock=bedrock,
+                loader=loader,
+                approval_window=window,
+                client=settings,
             )
 
         return cls(
@@ -222,6 +232,7 @@ class AgentCatalog:
                         }
                         for t in agents_file.agents[name].tools
                     ],
+                    "price": limits.price,
                 }
                 for name, limits in settings.agents.items()
             },
@@ -244,7 +255,8 @@ class AgentCatalog:
             return self._built[name]
 
     def describe(self, name: str) -> dict[str, Any]:
-        """``{"description", "model", "tools"}`` of an agent, without importing its toolsets."""
+        """``{"description", "model", "tools", "price"}`` of an agent, without importing its
+        toolsets."""
         if name not in self._builders:
             raise UnknownAgentError(name, self.names())
         return dict(self._summaries.get(name) or {})
@@ -262,6 +274,7 @@ def _build(
     bedrock: Any | None,
     loader: ToolsetLoader,
     approval_window: int,
+    client: FunctionSettings | None = None,
 ) -> Agent:
     tools = ToolRegistry(default_timeout_seconds=limits.tool_timeout_seconds)
     for path in spec.toolsets:
@@ -275,6 +288,16 @@ def _build(
             max_tokens=limits.max_output_tokens,
             temperature=limits.temperature,
             prompt_caching=limits.prompt_caching,
+            # The stack's Bedrock client: a chain's worst case is the client's real one.
+            **(
+                {
+                    "max_attempts": client.model_max_attempts,
+                    "read_timeout_seconds": client.model_read_timeout_seconds,
+                    "connect_timeout_seconds": client.model_connect_timeout_seconds,
+                }
+                if client is not None
+                else {}
+            ),
         ),
         client=bedrock,
     )
@@ -285,4 +308,5 @@ def _build(
         model=model,
         settings=limits.loop_settings(approval_window_seconds=approval_window),
         description=spec.description,
+        price=limits.price,
     )

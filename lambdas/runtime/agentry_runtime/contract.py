@@ -17,6 +17,53 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+__all__ = [
+    "ACTIVE_SHARDS",
+    "AGENTS_FILE_NAME",
+    "ANNOUNCE_PREFIX",
+    "DETAIL_MODELS",
+    "EVENT_SOURCE",
+    "FAILURES",
+    "HUMAN_WAITS",
+    "IDEMPOTENCY_PK",
+    "INDEX_KEYS",
+    "INDEX_PROJECTION",
+    "INFO_SK",
+    "MESSAGE_PREFIX",
+    "META_SK",
+    "MIN_READABLE_SCHEMA_VERSION",
+    "PARTITION_KEY",
+    "PUBLIC_ERROR_MESSAGES",
+    "RETRYABLE_ERRORS",
+    "SCHEMA_VERSION",
+    "SORT_KEY",
+    "SUMMARY_PREFIX",
+    "TASK_ROOT_VARIABLE",
+    "TERMINAL",
+    "TOOL_PREFIX",
+    "TTL_ATTRIBUTE",
+    "AgentCompleted",
+    "AgentErrorDetail",
+    "AgentNeedsApproval",
+    "AgentNeedsHuman",
+    "Detail",
+    "DetailType",
+    "Env",
+    "ErrorType",
+    "Handler",
+    "HeaderAttr",
+    "Index",
+    "Status",
+    "StepKind",
+    "StepRequested",
+    "agent_pk",
+    "announce_sk",
+    "message_sk",
+    "summary_sk",
+    "table_schema",
+    "tool_sk",
+]
+
 #: Schema version of the items and events this runtime writes.
 SCHEMA_VERSION: Final = 2
 #: The oldest schema this runtime reads: the release before it (items without a version are 1).
@@ -65,6 +112,10 @@ class ErrorType(StrEnum):
     MODEL_THROTTLED = "ModelThrottled"
     MODEL_UNAVAILABLE = "ModelUnavailable"
     MODEL_REJECTED = "ModelRejected"
+    #: Bedrock refused the model itself: access not granted in this account (AccessDenied), or
+    #: the model or profile does not exist here or reached end of life (ResourceNotFound).
+    #: Retrying cannot help; a human must grant access or change the stack's model.
+    MODEL_NOT_AVAILABLE = "ModelNotAvailable"
     PLANNING_FAILED = "PlanningFailed"
     TOOL_EXECUTION_FAILED = "ToolExecutionFailed"
     STEP_LIMIT_EXCEEDED = "StepLimitExceeded"
@@ -173,6 +224,41 @@ DETAIL_MODELS: dict[DetailType, type[Detail]] = {
     DetailType.AGENT_NEEDS_HUMAN: AgentNeedsHuman,
     DetailType.AGENT_NEEDS_APPROVAL: AgentNeedsApproval,
 }
+
+# --- CloudWatch metrics ---------------------------------------------------------------------
+
+#: Namespace and ``service`` dimension of every metric the runtime emits (Powertools EMF).
+METRICS_NAMESPACE = "Agentry"
+METRICS_SERVICE = "agentry"
+
+
+class Metric(StrEnum):
+    """Metric names the runtime emits; the stack's dashboard and alarms read the same names."""
+
+    STEPS_COMMITTED = "StepsCommitted"
+    STEP_CONFLICTS = "StepConflicts"
+    #: Dimension ``ErrorType``: one datapoint per typed agent error.
+    AGENT_ERRORS = "AgentErrors"
+    TOOL_FAILURES = "ToolFailures"
+    #: Step records the worker reported as batch item failures (SQS will redeliver them).
+    FAILED_RECORDS = "StepRecordsFailed"
+    #: Dimension ``Model`` (the model or profile id called): latency, tokens and cost in USD.
+    MODEL_LATENCY = "ModelLatency"
+    INPUT_TOKENS = "InputTokens"
+    OUTPUT_TOKENS = "OutputTokens"
+    CACHE_READ_TOKENS = "CacheReadInputTokens"
+    CACHE_WRITE_TOKENS = "CacheWriteInputTokens"
+    MODEL_COST = "ModelCostUSD"
+    #: Agents waiting for a human's approval of a tool call (emitted by the approval flow).
+    APPROVALS_WAITING = "ApprovalsWaiting"
+
+
+class MetricDimension(StrEnum):
+    """Dimension names of the runtime's metrics (besides ``service``)."""
+
+    ERROR_TYPE = "ErrorType"
+    MODEL = "Model"
+
 
 # --- DynamoDB single table -----------------------------------------------------------------
 
@@ -336,6 +422,11 @@ class Env(StrEnum):
     AGENTS = "AGENTRY_AGENTS"
     AGENT_TTL_DAYS = "AGENTRY_AGENT_TTL_DAYS"
     MAX_REQUEST_BYTES = "AGENTRY_MAX_REQUEST_BYTES"
+    #: The Bedrock client of the worker: read and connect timeout of one attempt, and attempts
+    #: of one call (boto3's standard retry mode); the limits check bounds a batch with them.
+    MODEL_READ_TIMEOUT_SECONDS = "AGENTRY_MODEL_READ_TIMEOUT_SECONDS"
+    MODEL_CONNECT_TIMEOUT_SECONDS = "AGENTRY_MODEL_CONNECT_TIMEOUT_SECONDS"
+    MODEL_MAX_ATTEMPTS = "AGENTRY_MODEL_MAX_ATTEMPTS"
     #: JSON of the reconciler's settings (stale-after, re-drive budget, dead-letter queue).
     RECONCILER = "AGENTRY_RECONCILER"
     #: JSON ``{operators, maxActiveAgentsPerCaller, approvalWindowSeconds}``.

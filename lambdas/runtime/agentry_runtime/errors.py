@@ -16,8 +16,9 @@ backend error occurs (one helper per client: ``store._dynamodb_errors``, ``model
     │   └── StoreUnavailableError  5xx, reset or timed out: a write may or may not have landed
     ├── ModelError                 a model call failed; carries its ErrorType and retryability
     │   ├── ModelThrottledError
-    │   ├── ModelUnavailableError
-    │   └── ModelRejectedError     validation / access denied / unknown model: not retryable
+    │   ├── ModelUnavailableError  5xx, unreachable: retryable
+    │   ├── ModelNotAvailableError access not granted / no such model here / end of life
+    │   └── ModelRejectedError     the request itself is invalid: not retryable
     ├── ToolError                  a tool call could not be carried out
     │   ├── UnknownToolError
     │   ├── ToolInputError
@@ -159,8 +160,16 @@ class ModelUnavailableError(ModelError):
     error_type = ErrorType.MODEL_UNAVAILABLE
 
 
+class ModelNotAvailableError(ModelError):
+    """The model cannot be used from this account: Bedrock denied access to it (model access not
+    granted, or the role lacks the grant) or does not know it here (wrong id or region, end of
+    life). Not retryable: it needs a human, once, not a recovery loop."""
+
+    error_type = ErrorType.MODEL_NOT_AVAILABLE
+
+
 class ModelRejectedError(ModelError):
-    """Bedrock rejected the request (validation, access denied, unknown model)."""
+    """Bedrock rejected the request itself (validation, bad parameters)."""
 
     error_type = ErrorType.MODEL_REJECTED
 

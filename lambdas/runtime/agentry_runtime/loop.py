@@ -48,7 +48,7 @@ from agentry_runtime.errors import (
     UnknownAgentError,
 )
 from agentry_runtime.model import ModelTurn, estimate_tokens
-from agentry_runtime.observability import logger, metrics
+from agentry_runtime.observability import logger, metrics, record_agent_error, record_model_call
 from agentry_runtime.prompts import (
     compaction_cut,
     converse_messages,
@@ -361,9 +361,7 @@ class AgentLoop:
             )
         except ModelError as exc:
             raise AgentError(exc.error_type, str(exc)) from exc
-        metrics.add_metric(name="ModelLatency", unit="Milliseconds", value=turn.latency_ms)
-        metrics.add_metric(name="InputTokens", unit="Count", value=turn.usage.input_tokens)
-        metrics.add_metric(name="OutputTokens", unit="Count", value=turn.usage.output_tokens)
+        record_model_call(agent.model_id, turn.usage, turn.latency_ms, agent.price)
         usage = turn.usage.plus(summary_usage) if summary_usage else turn.usage
         visible = {u.tool_use_id for m in messages for u in m.tool_uses()}
         decision = self._decide(header, agent, _blocks(turn), turn.stop_reason, usage, visible)
@@ -405,6 +403,7 @@ class AgentLoop:
         except ModelError as exc:
             raise AgentError(exc.error_type, str(exc)) from exc
         metrics.add_metric(name="Compactions", unit="Count", value=1)
+        record_model_call(agent.model_id, usage, None, agent.price)
         new = Summary(upto_seq=cut, text=bounded_text(text, 50_000), goal=goal)
         # Written before the header that counts it; until then no reader looks for it.
         self.store.put_summary(header.agent_id, new, header.ttl)
@@ -878,7 +877,7 @@ class AgentLoop:
         if header.status != target:
             check_transition(header.status, target)
         logger.warning("agent error", error_type=str(failure.error_type), reason=failure.message)
-        metrics.add_metric(name="AgentErrors", unit="Count", value=1)
+        record_agent_error(failure.error_type)
         step = header.step + 1 if advance else header.step
         return header.model_copy(
             update={

@@ -22,6 +22,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from agentry_runtime.errors import (
     ModelError,
+    ModelNotAvailableError,
     ModelRejectedError,
     ModelThrottledError,
     ModelUnavailableError,
@@ -48,6 +49,11 @@ SUMMARY_SYSTEM_PROMPT = (
 _CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
 
 _THROTTLED = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
+# Bedrock's answers when the model itself cannot be used from this account: access not granted
+# (or no IAM grant) is AccessDeniedException (403); an unknown model or profile id, one not
+# offered in the region, or one past end of life is ResourceNotFoundException (404) (Bedrock API
+# reference, InvokeModel / Converse errors).
+_NOT_AVAILABLE = {"AccessDeniedException", "ResourceNotFoundException"}
 _UNAVAILABLE = {
     "InternalServerException",
     "ServiceUnavailableException",
@@ -185,7 +191,8 @@ class ModelClient:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
     ) -> ModelTurn:
-        """One Converse call; errors become ``ModelThrottledError``/``Unavailable``/``Rejected``."""
+        """One Converse call; errors become ``ModelThrottledError``, ``ModelUnavailableError``,
+        ``ModelNotAvailableError`` or ``ModelRejectedError``."""
         request = build_request(self._settings, system=system, messages=messages, tools=tools)
         started = time.perf_counter()
         with _translate_errors(self._settings.model_id):
@@ -260,6 +267,8 @@ def _translate_errors(model_id: str) -> Iterator[None]:
         own: type[ModelError]
         if code in _THROTTLED or status == 429:
             own = ModelThrottledError
+        elif code in _NOT_AVAILABLE:
+            own = ModelNotAvailableError
         elif code in _UNAVAILABLE or status >= 500:
             own = ModelUnavailableError
         else:

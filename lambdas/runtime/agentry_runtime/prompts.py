@@ -17,6 +17,18 @@ from agentry_runtime.state import (
     ToolUseBlock,
 )
 
+__all__ = [
+    "GOAL_PREFIX",
+    "OPERATOR_TAG",
+    "SUMMARY_PREFIX",
+    "compaction_cut",
+    "converse_messages",
+    "estimate_message_tokens",
+    "neutralise",
+    "system_prompt",
+    "transcript",
+]
+
 # What the platform adds to every agent's own prompt: the date, and how the loop works.
 _PLATFORM_SUFFIX = """
 

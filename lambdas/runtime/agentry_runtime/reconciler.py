@@ -34,6 +34,7 @@ from agentry_runtime.contract import (
     TERMINAL,
     DetailType,
     ErrorType,
+    Metric,
     Status,
     StepKind,
     StepRequested,
@@ -57,6 +58,8 @@ class SweepReport:
     redriven: list[str] = field(default_factory=list)
     dead_lettered: list[str] = field(default_factory=list)
     dropped_letters: int = 0
+    #: Agents found waiting for an approval (for longer than the sweep's stale-after time).
+    approvals_waiting: int = 0
 
 
 class Reconciler:
@@ -97,6 +100,10 @@ class Reconciler:
         ):
             if items:
                 metrics.add_metric(name=name, unit="Count", value=len(items))
+        # A gauge for the dashboard: emitted on every run, zero included.
+        metrics.add_metric(
+            name=Metric.APPROVALS_WAITING, unit="Count", value=report.approvals_waiting
+        )
         return report
 
     # --- the sweep ------------------------------------------------------------------------
@@ -119,6 +126,8 @@ class Reconciler:
                 and self.expire_approvals(header) is not None
             ):
                 report.approvals_expired.append(header.agent_id)
+            else:
+                report.approvals_waiting += 1
             return
         if header.runner_until is not None:
             if header.runner_until > now:

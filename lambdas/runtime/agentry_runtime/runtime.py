@@ -112,7 +112,13 @@ class Runtime:
         # Lambda runs the handler with the unpacked bundle as its task root.
         task_root = Path(environ.get(TASK_ROOT_VARIABLE) or Path.cwd())
         agents_file = AgentsFile.load(task_root / settings.agents_file)
-        any_model = ModelSettings(model_id=settings.agents[settings.default_agent].model)
+        # One Bedrock client serves every agent: its timeouts and attempts are the stack's.
+        any_model = ModelSettings(
+            model_id=settings.agents[settings.default_agent].model,
+            max_attempts=settings.model_max_attempts,
+            read_timeout_seconds=settings.model_read_timeout_seconds,
+            connect_timeout_seconds=settings.model_connect_timeout_seconds,
+        )
         bedrock = ModelClient.default_client(any_model, session=session) if session else None
         return cls(
             store=AgentStore(

@@ -24,6 +24,7 @@ from agentry_runtime.errors import (
     UnknownToolCallError,
 )
 from agentry_runtime.identity import Caller, Operators
+from agentry_runtime.pricing import cost_view
 from agentry_runtime.state import (
     AgentHeader,
     AgentInfo,
@@ -436,6 +437,7 @@ class AgentService:
             "agent": agent_name,
             "modelId": info.model_id,
             "usage": header.usage.model_dump(by_alias=True),
+            "cost": cost_view(header.usage, definition.get("price")),
             "owner": header.owner or None,
             "toolUses": dict(header.tool_uses),
         }

@@ -31,6 +31,7 @@ from pydantic.alias_generators import to_camel
 
 from agentry_runtime.contract import Env
 from agentry_runtime.errors import SettingsError
+from agentry_runtime.pricing import ModelPrice
 
 __all__ = [
     "AGENT_NAME_PATTERN",
@@ -61,6 +62,7 @@ class AgentLimits(BaseModel):
     max_tool_failures: int = Field(ge=0, le=50, description="Failed tool rounds before an error.")
     max_plan_retries: int = Field(ge=0, le=10, description="Invalid model answers before an error.")
     prompt_caching: bool = Field(description="Mark the static prompt prefix as cacheable.")
+    price: ModelPrice = Field(description="What the agent's model costs (USD per million tokens).")
     tool_budgets: dict[str, int] = Field(
         default_factory=dict,
         description="Most calls of each named tool over the agent's life (resumes included).",
@@ -153,6 +155,15 @@ class FunctionSettings(BaseModel):
     )
     ttl_days: int = Field(ge=1, le=3650, description="Days an agent's items are kept (TTL).")
     max_request_bytes: int = Field(ge=1, le=6 * 1024 * 1024, description="Largest API body.")
+    model_read_timeout_seconds: int = Field(
+        ge=1, le=900, description="Bedrock client read timeout of one attempt."
+    )
+    model_connect_timeout_seconds: int = Field(
+        ge=1, le=60, description="Bedrock client connect timeout of one attempt."
+    )
+    model_max_attempts: int = Field(
+        ge=1, le=10, description="Attempts of one model call (boto3 standard retry mode)."
+    )
     access: AccessSettings = Field(description="Operators, caller quotas, approval window.")
     reconciler: ReconcilerSettings | None = Field(
         default=None, description="The reconciler's settings (only its function has them)."
@@ -190,6 +201,9 @@ class FunctionSettings(BaseModel):
             ),
             Env.AGENT_TTL_DAYS.value: str(self.ttl_days),
             Env.MAX_REQUEST_BYTES.value: str(self.max_request_bytes),
+            Env.MODEL_READ_TIMEOUT_SECONDS.value: str(self.model_read_timeout_seconds),
+            Env.MODEL_CONNECT_TIMEOUT_SECONDS.value: str(self.model_connect_timeout_seconds),
+            Env.MODEL_MAX_ATTEMPTS.value: str(self.model_max_attempts),
             Env.ACCESS.value: self.access.model_dump_json(by_alias=True),
             **(
                 {Env.RECONCILER.value: self.reconciler.model_dump_json(by_alias=True)}
@@ -237,6 +251,9 @@ _VARIABLES: dict[str, Env] = {
     "agents": Env.AGENTS,
     "ttl_days": Env.AGENT_TTL_DAYS,
     "max_request_bytes": Env.MAX_REQUEST_BYTES,
+    "model_read_timeout_seconds": Env.MODEL_READ_TIMEOUT_SECONDS,
+    "model_connect_timeout_seconds": Env.MODEL_CONNECT_TIMEOUT_SECONDS,
+    "model_max_attempts": Env.MODEL_MAX_ATTEMPTS,
     "access": Env.ACCESS,
     "reconciler": Env.RECONCILER,
 }

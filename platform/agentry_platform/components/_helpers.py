@@ -12,6 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from agentry_platform.components._json import json_output
+from agentry_platform.components._options import named
 from agentry_platform.lib.iam import Statement, assume_role_policy, policy_document
 from agentry_platform.lib.naming import physical_name
 
@@ -33,7 +34,7 @@ def service_role(
     parent: pulumi.Resource,
 ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
     """A role ``service`` may assume for this account only, and its inline policy."""
-    child = pulumi.ResourceOptions(parent=parent)
+    child = named(parent)
     role = aws.iam.Role(
         f"{name}-role",
         name=physical_name(stack, f"{suffix}-role"),
@@ -73,6 +74,6 @@ def dead_letter_queue(
         kms_master_key_id=kms_key_arn,
         sqs_managed_sse_enabled=None if kms_key_arn else True,
         tags=dict(tags),
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=named(parent),
         **extra,
     )

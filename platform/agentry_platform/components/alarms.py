@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from agentry_platform.components._options import named
 from agentry_platform.lib.naming import physical_name
 
 __all__ = ["Alarms", "AlarmsArgs"]
@@ -103,5 +104,5 @@ class Alarms(pulumi.ComponentResource):
             alarm_actions=[args.topic_arn],
             ok_actions=[args.topic_arn],
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=named(self),
         )

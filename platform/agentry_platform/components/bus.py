@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from agentry_platform.components._json import json_output
+from agentry_platform.components._options import named
 from agentry_platform.lib.iam import bus_policy, queue_send_policy
 from agentry_platform.lib.naming import physical_name
 
@@ -46,7 +47,7 @@ class EventBus(pulumi.ComponentResource):
         super().__init__("agentry:bus:EventBus", name, None, opts)
         self._name = name
         self.policy: aws.cloudwatch.EventBusPolicy | None = None
-        child = pulumi.ResourceOptions(parent=self)
+        child = named(self)
         self.bus = aws.cloudwatch.EventBus(
             f"{name}-bus", name=physical_name(args.stack, "bus"), tags=dict(args.tags), opts=child
         )
@@ -102,7 +103,7 @@ class EventBus(pulumi.ComponentResource):
                     lambda a: bus_policy(bus_arn=a[0], publisher_arns=list(a[1:]))
                 )
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=named(self),
         )
         return self.policy
 
@@ -134,7 +135,7 @@ class EventRule(pulumi.ComponentResource):
         self, name: str, args: EventRuleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("agentry:bus:EventRule", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = named(self)
         self.rule = aws.cloudwatch.EventRule(
             f"{name}-rule",
             name=physical_name(args.stack, args.suffix),

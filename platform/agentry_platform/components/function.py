@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from agentry_platform.bundle import Bundle
 from agentry_platform.components._json import json_output
+from agentry_platform.components._options import named
 from agentry_platform.lib.iam import (
     Statement,
     assume_role_policy,
@@ -109,7 +110,7 @@ class AgentFunction(pulumi.ComponentResource):
         self, name: str, args: AgentFunctionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("agentry:function:AgentFunction", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = named(self)
         function_name = physical_name(args.stack, args.suffix)
         version = args.bundle.runtime_version
         tags = {**args.tags, "RuntimeVersion": version}
@@ -168,7 +169,7 @@ class AgentFunction(pulumi.ComponentResource):
             # visible in the plan, and a code hash that moves with the compiling interpreter.
             tags={**tags, BYTECODE_TAG: bytecode_tag(args.bundle)},
             # The role's policy must exist before the first invocation can use it.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.policy]),
+            opts=named(self, depends_on=[self.log_group, self.policy]),
         )
         self.mapping: aws.lambda_.EventSourceMapping | None = None
         if args.queue is not None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from agentry_platform.components._options import named
 from agentry_platform.lib.naming import physical_name
 
 __all__ = ["ROUTES", "HttpApi", "HttpApiArgs"]
@@ -90,7 +91,7 @@ class HttpApi(pulumi.ComponentResource):
                 route_key=route_key,
                 authorization_type="AWS_IAM",
                 target=target,
-                opts=child,
+                opts=named(self),
             )
             for route_key in ROUTES
         ]
@@ -100,7 +101,7 @@ class HttpApi(pulumi.ComponentResource):
             retention_in_days=args.log_retention_days,
             kms_key_id=args.kms_key_arn,
             tags=dict(args.tags),
-            opts=child,
+            opts=named(self),
         )
         self.stage = aws.apigatewayv2.Stage(
             f"{name}-stage",
@@ -117,7 +118,7 @@ class HttpApi(pulumi.ComponentResource):
                 format=json.dumps(_ACCESS_LOG_FORMAT, sort_keys=True),
             ),
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.routes),
+            opts=named(self, depends_on=list(self.routes)),
         )
         self.permission = aws.lambda_.Permission(
             f"{name}-invoke-permission",

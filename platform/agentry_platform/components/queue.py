@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from agentry_platform.components._json import json_output
+from agentry_platform.components._options import named
 from agentry_platform.lib.iam import queue_send_policy, queue_tls_policy
 from agentry_platform.lib.naming import physical_name
 
@@ -45,7 +46,7 @@ class StepQueue(pulumi.ComponentResource):
         super().__init__("agentry:queue:StepQueue", name, None, opts)
         if args.max_receive_count < 1:
             raise ValueError(f"max_receive_count: must be >= 1, got {args.max_receive_count}")
-        child = pulumi.ResourceOptions(parent=self)
+        child = named(self)
         encryption = {
             "kms_master_key_id": args.kms_key_arn,
             "sqs_managed_sse_enabled": None if args.kms_key_arn else True,

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from agentry_platform.components._helpers import service_role
 from agentry_platform.components._json import json_output
+from agentry_platform.components._options import named
 from agentry_platform.components.bus import EventRule, EventRuleArgs
 from agentry_platform.lib.iam import (
-    assume_role_policy,
-    policy_document,
     recovery_statements,
     statement,
     topic_publish_policy,
@@ -42,6 +42,8 @@ class RecoveryStateMachineArgs:
     log_retention_days: int
     tags: Mapping[str, str]
     kms_key_arn: pulumi.Input[str] | None = None
+    #: The human topic's key when the stack has no key of its own (the role publishes with it).
+    topic_kms_key_arn: pulumi.Input[str] | None = None
     #: EventBridge rules that also deliver to the human topic (approval requests).
     topic_rule_arns: Sequence[pulumi.Input[str]] = ()
 
@@ -66,7 +68,7 @@ class RecoveryStateMachine(pulumi.ComponentResource):
             ),
         )
         super().__init__("agentry:recovery:RecoveryStateMachine", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = named(self)
         machine_name = physical_name(args.stack, "recovery")
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
@@ -77,29 +79,18 @@ class RecoveryStateMachine(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=child,
         )
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=physical_name(args.stack, "recovery-role"),
-            assume_role_policy=json_output(
-                pulumi.Output.from_input(args.account_id).apply(
-                    lambda account: assume_role_policy("states.amazonaws.com", account)
-                )
-            ),
-            tags=dict(args.tags),
-            opts=child,
-        )
-        self.policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            name=physical_name(args.stack, "recovery-policy"),
-            role=self.role.id,
-            policy=json_output(
-                pulumi.Output.all(args.table_arn, args.topic_arn, args.kms_key_arn).apply(
-                    lambda a: policy_document(
-                        recovery_statements(table_arn=a[0], topic_arn=a[1], key_arn=a[2])
-                    )
-                )
-            ),
-            opts=child,
+        self.role, self.policy = service_role(
+            name,
+            stack=args.stack,
+            suffix="recovery",
+            service="states.amazonaws.com",
+            account_id=args.account_id,
+            # The key that encrypts the human topic: the stack's, or the topics' own key.
+            statements=pulumi.Output.all(
+                args.table_arn, args.topic_arn, args.kms_key_arn or args.topic_kms_key_arn
+            ).apply(lambda a: recovery_statements(table_arn=a[0], topic_arn=a[1], key_arn=a[2])),
+            tags=args.tags,
+            parent=self,
         )
         self.topic_policy = aws.sns.TopicPolicy(
             f"{name}-topic-policy",
@@ -140,31 +131,19 @@ class RecoveryStateMachine(pulumi.ComponentResource):
             ),
             tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True),
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]),
+            opts=named(self, depends_on=[self.policy]),
         )
-        self.start_role = aws.iam.Role(
-            f"{name}-start-role",
-            name=physical_name(args.stack, "recovery-start-role"),
-            assume_role_policy=json_output(
-                pulumi.Output.from_input(args.account_id).apply(
-                    lambda account: assume_role_policy("events.amazonaws.com", account)
-                )
+        self.start_role, self.start_policy = service_role(
+            f"{name}-start",
+            stack=args.stack,
+            suffix="recovery-start",
+            service="events.amazonaws.com",
+            account_id=args.account_id,
+            statements=self.state_machine.arn.apply(
+                lambda arn: [statement("StartRecovery", ["states:StartExecution"], [arn])]
             ),
-            tags=dict(args.tags),
-            opts=child,
-        )
-        self.start_policy = aws.iam.RolePolicy(
-            f"{name}-start-policy",
-            name=physical_name(args.stack, "recovery-start-policy"),
-            role=self.start_role.id,
-            policy=json_output(
-                self.state_machine.arn.apply(
-                    lambda arn: policy_document(
-                        [statement("StartRecovery", ["states:StartExecution"], [arn])]
-                    )
-                )
-            ),
-            opts=child,
+            tags=args.tags,
+            parent=self,
         )
         self.error_rule = EventRule(
             f"{name}-errors",

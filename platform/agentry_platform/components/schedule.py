@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from agentry_platform.components._options import named
 from agentry_platform.lib.naming import physical_name
 
 __all__ = ["Schedule", "ScheduleArgs"]
@@ -40,7 +41,7 @@ class Schedule(pulumi.ComponentResource):
         self, name: str, args: ScheduleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("agentry:schedule:Schedule", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = named(self)
         # Scheduled rules live on the account's default bus (custom buses take no schedules).
         self.rule = aws.cloudwatch.EventRule(
             f"{name}-rule",
@@ -68,7 +69,7 @@ class Schedule(pulumi.ComponentResource):
             function=args.function_name,
             principal="events.amazonaws.com",
             source_arn=self.rule.arn,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.rule_arn = self.rule.arn
         self.register_outputs({"ruleArn": self.rule_arn, "schedule": args.schedule_expression})

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from agentry_platform.components._options import protected
 from agentry_platform.lib.naming import physical_name
 from agentry_runtime.contract import (
     INDEX_KEYS,
@@ -84,7 +85,8 @@ class AgentTable(pulumi.ComponentResource):
             ),
             deletion_protection_enabled=args.deletion_protection,
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self),
+            # It holds every agent's state: never replaced or deleted by an update.
+            opts=protected(self),
         )
         self.name = self.table.name
         self.arn = self.table.arn

@@ -43,6 +43,19 @@ class ToolsetContext:
     opts: pulumi.ResourceOptions
     kms_key_arn: pulumi.Output[str] | None = None
 
+    @property
+    def named_opts(self) -> pulumi.ResourceOptions:
+        """``opts`` for a resource with an explicit physical name: deleted before its
+        replacement is created (two cannot coexist; see ``components/_options.py``)."""
+        return pulumi.ResourceOptions.merge(
+            self.opts, pulumi.ResourceOptions(delete_before_replace=True)
+        )
+
+    @property
+    def protected_opts(self) -> pulumi.ResourceOptions:
+        """``opts`` for a resource that holds data: protected, never replaced or deleted."""
+        return pulumi.ResourceOptions.merge(self.opts, pulumi.ResourceOptions(protect=True))
+
     def logical_name(self, suffix: str) -> str:
         """A Pulumi resource name unique to this toolset (``support-orders``)."""
         return f"{self.toolset}-{suffix}"

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from agentry_platform.components._json import json_output
+from agentry_platform.components._options import named
 from agentry_platform.lib.iam import topic_publish_policy
 from agentry_platform.lib.naming import physical_name
 
@@ -54,7 +55,7 @@ class NotificationTopic(pulumi.ComponentResource):
             display_name=args.display_name,
             kms_master_key_id=args.kms_key_arn or AWS_MANAGED_SNS_KEY,
             tags={**args.tags, **args.extra_tags},
-            opts=child,
+            opts=named(self),
         )
         self.subscriptions = [
             aws.sns.TopicSubscription(
@@ -79,7 +80,7 @@ class NotificationTopic(pulumi.ComponentResource):
                         )
                     )
                 ),
-                opts=child,
+                opts=named(self),
             )
         self.arn = self.topic.arn
         self.name = self.topic.name

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from agentry_platform.lib.kms import KeyPath, service_statements
+
 __all__ = [
     "LOGS_DELIVERY_ACTIONS",
     "XRAY_ACTIONS",
@@ -439,52 +441,21 @@ def topic_publish_policy(
     return policy_document(statements)
 
 
-def key_policy(*, account_id: str, region: str) -> dict[str, Any]:
-    """Key policy of the customer-managed key: IAM decides for the account's principals, and
-    the services that encrypt on our behalf (logs, EventBridge -> SQS, CloudWatch -> SNS) may
-    use it for this account only."""
+def key_policy(*, account_id: str, region: str, paths: Sequence[KeyPath]) -> dict[str, Any]:
+    """Key policy of a customer-managed key: IAM decides for the account's principals (the
+    documented default), and each service that uses the key on the platform's behalf gets
+    exactly the statement AWS documents for its path (``lib/kms.py``)."""
     root = f"arn:aws:iam::{account_id}:root"
-    services = {
-        "AlarmsToTopic": "cloudwatch.amazonaws.com",
-        "EventsToQueues": "events.amazonaws.com",
-    }
     statements: list[Statement] = [
         {
-            # The documented default: without it the key becomes unmanageable (AWS KMS guide).
+            # The documented default: without it the key becomes unmanageable (AWS KMS guide,
+            # "Default key policy"), and roles get the key through their identity policies.
             "Sid": "AccountAdministers",
             "Effect": "Allow",
             "Principal": {"AWS": root},
             "Action": "kms:*",
             "Resource": "*",
         },
-        {
-            "Sid": "LogsEncrypt",
-            "Effect": "Allow",
-            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-            "Action": [
-                "kms:Encrypt",
-                "kms:Decrypt",
-                "kms:ReEncrypt*",
-                "kms:GenerateDataKey*",
-                "kms:Describe*",
-            ],
-            "Resource": "*",
-            "Condition": {
-                "ArnLike": {
-                    "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account_id}:*"
-                }
-            },
-        },
+        *service_statements(paths, account_id=account_id, region=region),
     ]
-    for sid, service in services.items():
-        statements.append(
-            {
-                "Sid": sid,
-                "Effect": "Allow",
-                "Principal": {"Service": service},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-            }
-        )
     return policy_document(statements)

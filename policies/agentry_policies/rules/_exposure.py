@@ -14,6 +14,8 @@ from pulumi_policy import PolicyConfigSchema, ResourceValidationArgs
 from agentry_policies._base import RESOURCE, Found, Undecided, documents
 from agentry_policies.documents import RESTRICTING_CONDITION_KEYS, Statement, is_public
 
+__all__ = ["check_public", "public_schema"]
+
 
 def public_schema(extra_keys: tuple[str, ...] = ()) -> PolicyConfigSchema:
     """Config of a no-public-access rule: the condition keys that make a ``*`` grant specific."""

@@ -10,6 +10,8 @@ from pulumi_policy import PolicyConfigSchema, ResourceValidationArgs
 from agentry_policies import _props
 from agentry_policies._base import Found, Undecided, resource_policy
 
+__all__ = ["APIGW_ROUTE_AUTHORIZATION", "APIGW_STAGE_ACCESS_LOGS", "POLICIES"]
+
 ROUTE = "aws:apigatewayv2/route:Route"
 STAGE = "aws:apigatewayv2/stage:Stage"
 _ROUTE_SCHEMA = PolicyConfigSchema(

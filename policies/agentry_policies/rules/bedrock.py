@@ -1,4 +1,19 @@
-"""Bedrock least privilege: model invocation only on concrete, allowlisted model ARNs."""
+"""Bedrock least privilege: model invocation only on concrete, allowlisted model ARNs, in the IAM
+shape AWS documents for each kind of inference profile.
+
+- geographic (``us.``, ``eu.``, ``apac.``...): the profile ARN, and the foundation model in every
+  destination region scoped by ``bedrock:InferenceProfileArn`` (Bedrock user guide, "Geographic
+  cross-Region inference");
+- global (``global.``): the profile ARN and the foundation model in the source region, and the
+  region-less ``arn:aws:bedrock:::foundation-model/<model>`` under ``aws:RequestedRegion`` =
+  ``unspecified`` and the profile (Bedrock user guide, "Global cross-Region inference", IAM
+  policy requirements);
+- application (an ``application-inference-profile`` ARN): the profile ARN, and the foundation
+  model in each of its regions scoped by ``bedrock:InferenceProfileArn`` ("Prerequisites for
+  inference profiles").
+
+The pack keeps its own allowlist (its config), independent of the stack's: it is a guardrail.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +30,13 @@ from agentry_policies import _props, iam_db
 from agentry_policies._base import IDENTITY, Found, Undecided, documents, resource_policy
 from agentry_policies.documents import IDENTITY_POLICY_TYPES, PolicyDocument, Statement
 
+__all__ = [
+    "BEDROCK_INFERENCE_PROFILE_GRANTS",
+    "BEDROCK_INVOKE_SCOPED",
+    "BEDROCK_MODEL_ALLOWLIST",
+    "POLICIES",
+]
+
 #: Resource types model invocation may name; anything else (``*``, agents...) is too wide.
 _MODEL_RESOURCE_TYPES = ("foundation-model", "inference-profile", "application-inference-profile")
 _ARN = re.compile(
@@ -22,16 +44,28 @@ _ARN = re.compile(
     r"(?P<kind>[a-z-]+)/(?P<id>.+)$"
 )
 _PROFILE_CONDITION_KEY = "bedrock:InferenceProfileArn"
+_REQUESTED_REGION_KEY = "aws:RequestedRegion"
+_UNSPECIFIED = "unspecified"
 _FUNCTION = "aws:lambda/function:Function"
+_APPLICATION_ARN = re.compile(r"^arn:[^:]+:bedrock:[^:]+:\d{12}:application-inference-profile/.+$")
 
 _PROFILE_ITEM = {
     "type": "object",
     "properties": {
-        "id": {"type": "string"},
+        "id": {
+            "type": "string",
+            "description": "A system profile id (us., eu., global....) or an application "
+            "inference profile ARN.",
+        },
         "model": {"type": "string"},
-        "regions": {"type": "array", "items": {"type": "string"}},
+        "regions": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Destination regions (geographic and application profiles; a global "
+            "profile's model grant is region-less).",
+        },
     },
-    "required": ["id", "model", "regions"],
+    "required": ["id", "model"],
 }
 _ALLOWLIST_SCHEMA = PolicyConfigSchema(
     properties={
@@ -122,6 +156,34 @@ def _is_wildcard(value: str) -> bool:
     return "*" in value or "?" in value
 
 
+def _profile_kind(profile_id: str) -> str:
+    """``application`` (an ARN), ``global`` (``global.``) or ``geographic``."""
+    if _APPLICATION_ARN.match(profile_id):
+        return "application"
+    return "global" if profile_id.startswith("global.") else "geographic"
+
+
+def _positive_values(statement: Statement, key: str) -> tuple[str, ...] | None:
+    """Values a statement requires of condition ``key`` through a positive operator (Equals or
+    Like, not IfExists); None when it does not require the key at all."""
+    found: list[str] = []
+    required = False
+    for condition in statement.conditions:
+        if condition.key.lower() != key.lower():
+            continue
+        qualifier, _base, if_exists = condition.parts
+        if condition.negated or if_exists or qualifier is not None:
+            continue
+        required = True
+        found.extend(v for v in condition.values if isinstance(v, str))
+    return tuple(found) if required else None
+
+
+def _only_unspecified_region(statement: Statement) -> bool:
+    values = _positive_values(statement, _REQUESTED_REGION_KEY)
+    return bool(values) and all(v == _UNSPECIFIED for v in values or ())
+
+
 def _check_scoped(args: ResourceValidationArgs, _config: Mapping[str, Any]) -> Found:
     known, undecided = _identity_documents(args)
     yield from undecided
@@ -140,12 +202,50 @@ def _check_scoped(args: ResourceValidationArgs, _config: Mapping[str, Any]) -> F
                     "concrete foundation-model, inference-profile or "
                     "application-inference-profile ARNs (no wildcards)."
                 )
+            elif parsed.region == "" and (
+                parsed.kind != "foundation-model"
+                or not _only_unspecified_region(statement)
+                or not _positive_values(statement, _PROFILE_CONDITION_KEY)
+            ):
+                yield (
+                    f"{statement.label} grants {actions} on the region-less '{resource}'; grant "
+                    "a region-less foundation model only as the global-profile shape AWS "
+                    f"documents: with {_REQUESTED_REGION_KEY} = '{_UNSPECIFIED}' and a "
+                    f"{_PROFILE_CONDITION_KEY} condition naming the global profile."
+                )
 
 
 def _allowed_ids(config: Mapping[str, Any]) -> tuple[set[str], set[str]]:
     models = set(config.get("allowedModels", []))
     profiles = {str(p.get("id")) for p in config.get("inferenceProfiles", [])}
     return models, profiles
+
+
+def _profile_models(config: Mapping[str, Any]) -> dict[str, str]:
+    """Allowlisted profile id (or application profile ARN) -> its foundation model."""
+    return {str(p.get("id")): str(p.get("model")) for p in config.get("inferenceProfiles", [])}
+
+
+def _named_profile(arn: str) -> str | None:
+    """The allowlist key of a profile ARN: a system profile's id, an application profile's ARN."""
+    parsed = _parse_arn(arn)
+    if parsed is None:
+        return None
+    if parsed.kind == "inference-profile":
+        return parsed.id
+    if parsed.kind == "application-inference-profile":
+        return parsed.arn
+    return None
+
+
+def _through_allowed_profiles(
+    statement: Statement, model: str, profile_models: Mapping[str, str]
+) -> bool:
+    """True when the grant only works through allowlisted profiles of ``model``."""
+    values = _positive_values(statement, _PROFILE_CONDITION_KEY)
+    if not values:
+        return False
+    return all(profile_models.get(_named_profile(value) or "") == model for value in values)
 
 
 def _named_models(name: str, value: str) -> list[tuple[str, str]]:
@@ -182,6 +282,7 @@ def _check_allowlist(args: ResourceValidationArgs, config: Mapping[str, Any]) ->
                         "add it to the stack config and the pack config."
                     )
         return
+    profile_models = _profile_models(config)
     known, undecided = _identity_documents(args)
     yield from undecided
     for statement, _granted in _invoking(known):
@@ -189,25 +290,35 @@ def _check_allowlist(args: ResourceValidationArgs, config: Mapping[str, Any]) ->
             parsed = _parse_arn(resource)
             if parsed is None or _is_wildcard(resource):
                 continue  # the scoping rule reports these
-            allowed = models if parsed.kind == "foundation-model" else profiles
-            if parsed.kind in _MODEL_RESOURCE_TYPES and parsed.id not in allowed:
+            if parsed.kind == "foundation-model":
+                allowed = parsed.id in models or _through_allowed_profiles(
+                    statement, parsed.id, profile_models
+                )
+            elif parsed.kind in _MODEL_RESOURCE_TYPES:
+                allowed = (_named_profile(parsed.arn) or "") in profiles
+            else:
+                continue
+            if not allowed:
                 yield (
                     f"{statement.label} grants invocation of {parsed.kind} '{parsed.id}', "
-                    "which is not in the allowlist; remove it, or add it to the stack config "
-                    "and the pack config."
+                    "which is not in the allowlist (a foundation model is allowed directly, or "
+                    "through an allowlisted profile of it by a bedrock:InferenceProfileArn "
+                    "condition); remove it, or add it to the stack config and the pack config."
                 )
 
 
 def _grants_profile_route(
-    statement: Statement, action: str, model_arn: str, profile_arn: str
+    statement: Statement, action: str, model_arn: str, profile_arn: str, *, global_model: bool
 ) -> bool:
     if action not in _invocations(statement):
         return False
     if not any(fnmatch.fnmatchcase(model_arn, r) for r in statement.resources):
         return False
+    if global_model and not _only_unspecified_region(statement):
+        return False
     return any(
         fnmatch.fnmatchcase(profile_arn, value)
-        for value in statement.condition_values(_PROFILE_CONDITION_KEY)
+        for value in _positive_values(statement, _PROFILE_CONDITION_KEY) or ()
     )
 
 
@@ -219,35 +330,62 @@ def _check_profile_grants(args: ResourceValidationArgs, config: Mapping[str, Any
         for statement, granted in _invoking([document]):
             for resource in statement.resources:
                 parsed = _parse_arn(resource)
-                if (
-                    parsed is None
-                    or parsed.kind != "inference-profile"
-                    or parsed.id not in profiles
-                ):
+                key = _named_profile(resource) if parsed is not None else None
+                if parsed is None or key is None or key not in profiles:
                     continue
-                yield from _missing_routes(document, parsed, profiles[parsed.id], granted)
+                yield from _missing_routes(document, parsed, profiles[key], granted)
+
+
+def _routes(profile: _ModelArn, spec: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """The foundation-model ARNs a profile's grant needs, each with whether it is the
+    region-less global one."""
+    partition = profile.arn.split(":", 2)[1]
+    model = str(spec.get("model"))
+    if _profile_kind(str(spec.get("id"))) == "global":
+        return [
+            (f"arn:{partition}:bedrock:{profile.region}::foundation-model/{model}", False),
+            (f"arn:{partition}:bedrock:::foundation-model/{model}", True),
+        ]
+    return [
+        (f"arn:{partition}:bedrock:{region}::foundation-model/{model}", False)
+        for region in spec.get("regions", [])
+    ]
 
 
 def _missing_routes(
     document: PolicyDocument, profile: _ModelArn, spec: Mapping[str, Any], granted: frozenset[str]
 ) -> Iterable[str]:
-    partition = profile.arn.split(":", 2)[1]
-    model = str(spec.get("model"))
-    for region in spec.get("regions", []):
-        model_arn = f"arn:{partition}:bedrock:{region}::foundation-model/{model}"
+    kind = _profile_kind(str(spec.get("id")))
+    if kind != "global" and not spec.get("regions"):
+        yield (
+            f"grants {kind} inference profile '{profile.id}', whose destination regions the "
+            "pack config does not list; add its regions to the profile's entry."
+        )
+        return
+    for model_arn, global_model in _routes(profile, spec):
         missing = sorted(
             action
             for action in granted
             if not any(
-                _grants_profile_route(s, action, model_arn, profile.arn)
+                _grants_profile_route(s, action, model_arn, profile.arn, global_model=global_model)
                 for s in document.statements
             )
         )
-        if missing:
+        if not missing:
+            continue
+        if global_model:
+            yield (
+                f"grants global inference profile '{profile.id}' but not {missing} on the "
+                f"region-less '{model_arn}' with {_REQUESTED_REGION_KEY} = '{_UNSPECIFIED}' and a "
+                f"{_PROFILE_CONDITION_KEY} condition naming '{profile.arn}'; add that statement "
+                "(Bedrock user guide, global cross-Region inference: IAM policy requirements)."
+            )
+        else:
+            where = "source region" if kind == "global" else "every destination region"
             yield (
                 f"grants inference profile '{profile.id}' but not {missing} on '{model_arn}' "
                 f"with a {_PROFILE_CONDITION_KEY} condition naming '{profile.arn}'; add that "
-                "statement for every destination region of the profile."
+                f"statement for the {where} of the profile."
             )
 
 
@@ -255,8 +393,9 @@ BEDROCK_INVOKE_SCOPED = resource_policy(
     name="bedrock-invoke-scoped",
     description=(
         "Grant Bedrock model invocation (and any wildcard or NotAction that expands to it) only "
-        "on concrete foundation-model, inference-profile or application-inference-profile ARNs "
-        "(no checkov/cfn-nag equivalent; closest checkov CKV_AWS_355)."
+        "on concrete foundation-model, inference-profile or application-inference-profile ARNs; "
+        "a region-less foundation model only in the global-profile shape (no checkov/cfn-nag "
+        "equivalent; closest checkov CKV_AWS_355)."
     ),
     types=IDENTITY_POLICY_TYPES,
     check=_check_scoped,
@@ -275,8 +414,10 @@ BEDROCK_MODEL_ALLOWLIST = resource_policy(
 BEDROCK_INFERENCE_PROFILE_GRANTS = resource_policy(
     name="bedrock-inference-profile-grants",
     description=(
-        "Pair every inference-profile grant with foundation-model grants in each destination "
-        f"region, scoped by the {_PROFILE_CONDITION_KEY} condition (no checkov/cfn-nag "
+        "Pair every inference-profile grant with the foundation-model grants its kind needs, "
+        f"scoped by the {_PROFILE_CONDITION_KEY} condition: each destination region for a "
+        "geographic or application profile; the source region and the region-less model under "
+        f"{_REQUESTED_REGION_KEY} = '{_UNSPECIFIED}' for a global profile (no checkov/cfn-nag "
         "equivalent)."
     ),
     types=IDENTITY_POLICY_TYPES,

@@ -10,6 +10,8 @@ from pulumi_policy import PolicyConfigSchema, ResourceValidationArgs
 from agentry_policies import _props
 from agentry_policies._base import Found, Undecided, resource_policy
 
+__all__ = ["DYNAMODB_DELETION_PROTECTION", "DYNAMODB_ENCRYPTION", "DYNAMODB_PITR", "POLICIES"]
+
 _TABLES = frozenset({"aws:dynamodb/table:Table"})
 _ENCRYPTION_SCHEMA = PolicyConfigSchema(
     properties={

@@ -11,6 +11,8 @@ from agentry_policies import _props
 from agentry_policies._base import Found, Undecided, resource_policy
 from agentry_policies.rules._exposure import check_public, public_schema
 
+__all__ = ["EVENTBRIDGE_BUS_NO_PUBLIC_ACCESS", "POLICIES"]
+
 BUS = "aws:cloudwatch/eventBus:EventBus"
 BUS_POLICY = "aws:cloudwatch/eventBusPolicy:EventBusPolicy"
 _PERMISSION = "aws:cloudwatch/eventPermission:EventPermission"

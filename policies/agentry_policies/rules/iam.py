@@ -29,6 +29,19 @@ from agentry_policies.documents import (
     raw_documents,
 )
 
+__all__ = [
+    "IAM_NO_NOT_ACTION_ALLOW",
+    "IAM_NO_PASS_ROLE_WILDCARD",
+    "IAM_NO_PRIVILEGED_MANAGED_POLICY",
+    "IAM_NO_SERVICE_WILDCARD",
+    "IAM_NO_USERS",
+    "IAM_NO_WILDCARD_ACTION",
+    "IAM_NO_WILDCARD_RESOURCE",
+    "IAM_POLICY_DOCUMENT_VALID",
+    "IAM_TRUST_POLICY_RESTRICTED",
+    "POLICIES",
+]
+
 _ALL_POLICY_TYPES = frozenset(DOCUMENT_INPUTS)
 _LISTED = 5  # actions named in one message before "and N more"
 

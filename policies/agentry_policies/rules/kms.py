@@ -11,6 +11,8 @@ from agentry_policies import _props
 from agentry_policies._base import Found, Undecided, resource_policy
 from agentry_policies.rules._exposure import check_public, public_schema
 
+__all__ = ["KMS_KEY_NO_PUBLIC_ACCESS", "KMS_KEY_ROTATION", "POLICIES"]
+
 KEY = "aws:kms/key:Key"
 _SYMMETRIC = "SYMMETRIC_DEFAULT"
 

@@ -10,6 +10,19 @@ from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidation
 from agentry_policies import _props, secrets
 from agentry_policies._base import Found, Undecided, depends_on, resource_policy, stack_policy
 
+__all__ = [
+    "LAMBDA_FUNCTION_URL_AUTH",
+    "LAMBDA_LOG_RETENTION",
+    "LAMBDA_NO_ENDPOINT_OVERRIDE",
+    "LAMBDA_NO_SECRETS_IN_ENVIRONMENT",
+    "LAMBDA_PERMISSION_RESTRICTED",
+    "LAMBDA_RESERVED_CONCURRENCY",
+    "LAMBDA_RUNTIME_SUPPORTED",
+    "LAMBDA_TIMEOUT_BOUNDED",
+    "LAMBDA_TRACING_ACTIVE",
+    "POLICIES",
+]
+
 FUNCTION = "aws:lambda/function:Function"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 _FUNCTIONS = frozenset({FUNCTION})

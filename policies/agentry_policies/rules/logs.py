@@ -10,6 +10,8 @@ from pulumi_policy import ResourceValidationArgs
 from agentry_policies import _props
 from agentry_policies._base import Found, resource_policy
 
+__all__ = ["LOG_GROUP_ENCRYPTION", "LOG_GROUP_RETENTION", "POLICIES"]
+
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
 

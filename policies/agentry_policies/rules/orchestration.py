@@ -10,6 +10,8 @@ from pulumi_policy import ResourceValidationArgs
 from agentry_policies import _props
 from agentry_policies._base import Found, Undecided, resource_policy
 
+__all__ = ["EVENTBRIDGE_TARGET_RESILIENCE", "POLICIES", "SFN_LOGGING", "SFN_TRACING"]
+
 _STATE_MACHINES = frozenset({"aws:sfn/stateMachine:StateMachine"})
 _EVENT_TARGETS = frozenset({"aws:cloudwatch/eventTarget:EventTarget"})
 

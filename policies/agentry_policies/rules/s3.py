@@ -11,6 +11,8 @@ from agentry_policies import _props
 from agentry_policies._base import Found, Undecided, refers_to, resource_policy, stack_policy
 from agentry_policies.rules._exposure import check_public, public_schema
 
+__all__ = ["POLICIES", "S3_NO_PUBLIC_ACL", "S3_NO_PUBLIC_POLICY", "S3_PUBLIC_ACCESS_BLOCK"]
+
 BUCKETS = frozenset({"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"})
 _ACLS = frozenset({"aws:s3/bucketAcl:BucketAcl", "aws:s3/bucketAclV2:BucketAclV2"})
 _PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"

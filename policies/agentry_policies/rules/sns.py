@@ -11,6 +11,8 @@ from agentry_policies import _props
 from agentry_policies._base import Found, resource_policy
 from agentry_policies.rules._exposure import check_public, public_schema
 
+__all__ = ["POLICIES", "SNS_ENCRYPTION", "SNS_NO_PUBLIC_ACCESS"]
+
 TOPIC = "aws:sns/topic:Topic"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 

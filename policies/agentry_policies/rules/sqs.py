@@ -18,6 +18,14 @@ from agentry_policies._base import (
 )
 from agentry_policies.rules._exposure import check_public, public_schema
 
+__all__ = [
+    "POLICIES",
+    "SQS_ENCRYPTION",
+    "SQS_NO_PUBLIC_ACCESS",
+    "SQS_REDRIVE",
+    "STACK_DLQ_DECLARED",
+]
+
 QUEUE = "aws:sqs/queue:Queue"
 _REDRIVE_RESOURCE = "aws:sqs/redrivePolicy:RedrivePolicy"
 _EVENT_SOURCE_MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"

@@ -10,6 +10,8 @@ from pulumi_policy import PolicyResource
 from agentry_policies import _props
 from agentry_policies._base import Undecided, arn_name, refers_to, stack_policy
 
+__all__ = ["POLICIES", "STACK_FUNCTION_ROLES_DECLARED"]
+
 _FUNCTION = "aws:lambda/function:Function"
 _ROLE = "aws:iam/role:Role"
 

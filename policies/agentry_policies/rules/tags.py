@@ -10,6 +10,8 @@ from pulumi_policy import PolicyConfigSchema, ResourceValidationArgs
 from agentry_policies import _props
 from agentry_policies._base import Found, Undecided, resource_policy
 
+__all__ = ["POLICIES", "REQUIRED_TAGS"]
+
 #: Taggable types the platform declares, for when a resource omits ``tags`` altogether (a
 #: resource that has a ``tags`` input is taggable whatever its type).
 TAGGABLE_TYPES = frozenset(

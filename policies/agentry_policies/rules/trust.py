@@ -33,6 +33,13 @@ from agentry_policies.documents import (
     evaluate,
 )
 
+__all__ = [
+    "EVENTBRIDGE_BUS_PLATFORM_ONLY",
+    "POLICIES",
+    "RESOURCE_POLICY_TLS_ONLY",
+    "SNS_TOPIC_PUBLISHERS_RESTRICTED",
+]
+
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 BUS = "aws:cloudwatch/eventBus:EventBus"

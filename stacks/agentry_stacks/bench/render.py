@@ -15,11 +15,24 @@ from rich.table import Table
 
 from agentry_stacks.bench.report import BenchReport, CostLine, PerStep, StepCost
 
-__all__ = ["BEGIN", "END", "markdown", "readme_section", "render_report", "replace_section"]
+__all__ = [
+    "BEGIN",
+    "END",
+    "SUMMARY_BEGIN",
+    "SUMMARY_END",
+    "markdown",
+    "readme_section",
+    "render_report",
+    "replace_section",
+    "summary",
+]
 
-#: The markers around the generated section of the README.
+#: The markers around the generated figures of ``docs/bench.md``.
 BEGIN = "<!-- agentry bench --markdown: begin (generated, do not edit) -->"
 END = "<!-- agentry bench --markdown: end -->"
+#: The markers around the README's summary of them.
+SUMMARY_BEGIN = "<!-- agentry bench summary: begin (generated, do not edit) -->"
+SUMMARY_END = "<!-- agentry bench summary: end -->"
 
 Rows = list[list[str]]
 
@@ -322,17 +335,27 @@ def markdown(report: BenchReport) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def readme_section(text: str) -> str | None:
-    """The generated section of a README's text (between the markers), or ``None``."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
+def summary(report: BenchReport) -> str:
+    """The README's summary: the targets, and what a million steps cost against the baseline."""
+    return (
+        _markdown_table(_TARGET_HEADER, _target_rows(report, timings=False))
+        + "\n\n"
+        + _markdown_table(_COST_HEADER, _cost_rows(report))
+        + "\n"
+    )
+
+
+def readme_section(text: str, begin: str = BEGIN, end: str = END) -> str | None:
+    """The generated section of a document's text (between the markers), or ``None``."""
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
         return None
-    return text[start + len(BEGIN) : end].strip("\n") + "\n"
+    return text[start + len(begin) : stop].strip("\n") + "\n"
 
 
-def replace_section(text: str, section: str) -> str:
+def replace_section(text: str, section: str, begin: str = BEGIN, end: str = END) -> str:
     """``text`` with its generated section replaced by ``section``; ``ValueError`` if no markers."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"README: the markers {BEGIN!r} ... {END!r} are missing")
-    return text[: start + len(BEGIN)] + "\n\n" + section.strip("\n") + "\n\n" + text[end:]
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"the markers {begin!r} ... {end!r} are missing")
+    return text[: start + len(begin)] + "\n\n" + section.strip("\n") + "\n\n" + text[stop:]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -26,7 +27,16 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from agentry_platform.lib.model_catalog import (
+    ModelCatalog,
+    ProfileKind,
+    application_profile_parts,
+    load_catalog,
+    profile_kind,
+    system_profile_model,
+)
 from agentry_runtime.agents import TOOLSET_PATTERN
+from agentry_runtime.pricing import ModelPrice
 
 __all__ = [
     "PROJECT",
@@ -39,9 +49,11 @@ __all__ = [
     "EnvironmentConfig",
     "FunctionSettings",
     "InferenceProfile",
+    "ModelClientSettings",
     "Problem",
     "ReconcilerConfig",
     "RecoverySettings",
+    "ResolvedProfile",
     "WorkerSettings",
     "load_stack_config",
     "project_root",
@@ -63,10 +75,8 @@ CLOUDWATCH_RETENTION_DAYS: frozenset[int] = frozenset(
 RESERVED_TAG_KEYS: frozenset[str] = frozenset({"Project", "Environment", "ManagedBy"})
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$")
-# provider.model-name[-version][:revision], e.g. anthropic.claude-3-5-haiku-20241022-v1:0
+# provider.model-name[-version][:revision], e.g. anthropic.claude-haiku-4-5-20251001-v1:0
 _MODEL_ID = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9][a-zA-Z0-9._-]*(:[a-zA-Z0-9._-]+)*$")
-# System-defined cross-region profiles are the model id behind a geography prefix.
-_PROFILE_PREFIX = re.compile(r"^(us|us-gov|eu|apac|jp|au|ca|global)\.")
 # A deliberately plain shape check: full RFC 5322 parsing (email-validator) is more than an
 # SNS subscription endpoint needs, and SNS itself confirms the address.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
@@ -116,7 +126,7 @@ def _model_id_problem(value: str) -> str | None:
     if not _MODEL_ID.match(value):
         return (
             "not a Bedrock foundation model id (expected provider.model-name, "
-            "e.g. anthropic.claude-3-5-haiku-20241022-v1:0)"
+            "e.g. anthropic.claude-haiku-4-5-20251001-v1:0)"
         )
     return None
 
@@ -128,18 +138,37 @@ def _check_region(value: str) -> str:
 
 
 class InferenceProfile(_Settings):
-    """A system-defined cross-region inference profile and the regions it may route to."""
+    """An inference profile the worker may invoke: a system profile (geographic ``us.``,
+    ``eu.``, ``apac.``...; or ``global.``) by id, or an application profile by its ARN.
 
-    id: str = Field(description="Profile id, e.g. us.anthropic.claude-3-5-haiku-20241022-v1:0.")
-    model: str = Field(description="The foundation model id behind the profile (in `models`).")
-    regions: list[str] = Field(
-        min_length=1, description="Destination regions the profile may route requests to."
+    A system profile's model follows from its id, and its regions come from the shipped model
+    catalog; ``regions`` overrides them, and is required for a profile the catalog does not know
+    and for every application profile (with its ``model``).
+    """
+
+    id: str = Field(
+        description=(
+            "Profile id (us.anthropic.claude-haiku-4-5-20251001-v1:0, global.<model id>) or the "
+            "ARN of an application inference profile."
+        )
+    )
+    model: str | None = Field(
+        default=None,
+        description="The foundation model behind the profile (required for an application one).",
+    )
+    regions: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Destination regions (for a global profile: the source regions it can be called "
+            "from); default: the model catalog's."
+        ),
     )
 
     @field_validator("model")
     @classmethod
-    def _model_is_concrete(cls, value: str) -> str:
-        problem = _model_id_problem(value)
+    def _model_is_concrete(cls, value: str | None) -> str | None:
+        problem = _model_id_problem(value) if value is not None else None
         if problem:
             raise ValueError(problem)
         return value
@@ -149,29 +178,95 @@ class InferenceProfile(_Settings):
     def _id_is_concrete(cls, value: str) -> str:
         if "*" in value or "?" in value:
             raise ValueError("wildcards are not allowed: name a concrete inference profile id")
-        if not _PROFILE_PREFIX.match(value) or _model_id_problem(_PROFILE_PREFIX.sub("", value)):
+        kind = profile_kind(value)
+        if kind is None or (
+            kind != ProfileKind.APPLICATION and _model_id_problem(system_profile_model(value) or "")
+        ):
             raise ValueError(
-                f"{value!r} is not a system inference profile id (expected <geo>.<model id>, "
-                "e.g. us.anthropic.claude-3-5-haiku-20241022-v1:0)"
+                f"{value!r} is not an inference profile id (expected <geo>.<model id> such as "
+                "us.anthropic.claude-haiku-4-5-20251001-v1:0, global.<model id>, or an "
+                "arn:aws:bedrock:<region>:<account>:application-inference-profile/<id>)"
             )
         return value
 
     @field_validator("regions")
     @classmethod
-    def _regions_are_regions(cls, value: list[str]) -> list[str]:
-        for region in value:
+    def _regions_are_regions(cls, value: list[str] | None) -> list[str] | None:
+        for region in value or []:
             _check_region(region)
-        if len(set(value)) != len(value):
-            raise ValueError("destination regions must not repeat")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("regions must not repeat")
         return value
 
     @model_validator(mode="after")
     def _id_names_its_model(self) -> InferenceProfile:
-        if _PROFILE_PREFIX.sub("", self.id) != self.model:
+        if self.kind == ProfileKind.APPLICATION:
+            if self.model is None:
+                raise _cross_field(
+                    [Problem("model", "an application inference profile needs its model")]
+                )
+            if self.regions is None:
+                raise _cross_field(
+                    [
+                        Problem(
+                            "regions",
+                            "an application inference profile needs the regions of the model or "
+                            "system profile it was created from",
+                        )
+                    ]
+                )
+        elif self.model is not None and system_profile_model(self.id) != self.model:
             raise _cross_field(
-                [Problem("id", f"profile {self.id!r} does not route to model {self.model!r}")]
+                [Problem("model", f"profile {self.id!r} does not route to model {self.model!r}")]
             )
         return self
+
+    @property
+    def kind(self) -> ProfileKind:
+        """Geographic, global or application (from the id)."""
+        kind = profile_kind(self.id)
+        assert kind is not None  # the id validator refused anything else
+        return kind
+
+    @property
+    def foundation_model(self) -> str:
+        """The foundation model the profile routes to."""
+        return self.model or system_profile_model(self.id) or ""
+
+
+class ResolvedProfile(NamedTuple):
+    """An inference profile with everything the IAM grant needs, and where its regions came
+    from (``catalog`` or ``config``)."""
+
+    id: str
+    kind: ProfileKind
+    model: str
+    regions: tuple[str, ...]
+    source: Literal["catalog", "config"]
+
+
+class ModelClientSettings(_Settings):
+    """The worker's Bedrock client: per-attempt timeouts and attempts of one model call."""
+
+    read_timeout_seconds: int = Field(
+        alias="readTimeoutSeconds",
+        ge=1,
+        le=900,
+        description="Read timeout of one attempt (Converse answers when the whole turn is done).",
+    )
+    connect_timeout_seconds: int = Field(
+        default=5,
+        alias="connectTimeoutSeconds",
+        ge=1,
+        le=60,
+        description="Connect timeout of one attempt.",
+    )
+    max_attempts: int = Field(
+        alias="maxAttempts",
+        ge=1,
+        le=10,
+        description="Attempts of one call, the first included (boto3 standard retry mode).",
+    )
 
 
 class FunctionSettings(_Settings):
@@ -241,8 +336,16 @@ class ApiSettings(FunctionSettings):
 class AnnouncerSettings(FunctionSettings):
     """The announcer function and its DynamoDB stream event source."""
 
-    memory_mb: int = Field(default=256, alias="memoryMb", ge=128, le=10240)
-    timeout_seconds: int = Field(default=60, alias="timeoutSeconds", ge=10, le=900)
+    memory_mb: int = Field(
+        default=256, alias="memoryMb", ge=128, le=10240, description="Memory in MB."
+    )
+    timeout_seconds: int = Field(
+        default=60,
+        alias="timeoutSeconds",
+        ge=10,
+        le=900,
+        description="Function timeout in seconds.",
+    )
     batch_size: int = Field(
         default=100, alias="batchSize", ge=1, le=1000, description="Stream records per invocation."
     )
@@ -261,8 +364,16 @@ class AnnouncerSettings(FunctionSettings):
 class ReconcilerConfig(FunctionSettings):
     """The reconciler function and its schedule."""
 
-    memory_mb: int = Field(default=256, alias="memoryMb", ge=128, le=10240)
-    timeout_seconds: int = Field(default=120, alias="timeoutSeconds", ge=10, le=900)
+    memory_mb: int = Field(
+        default=256, alias="memoryMb", ge=128, le=10240, description="Memory in MB."
+    )
+    timeout_seconds: int = Field(
+        default=120,
+        alias="timeoutSeconds",
+        ge=10,
+        le=900,
+        description="Function timeout in seconds.",
+    )
     schedule_minutes: int = Field(
         default=5, alias="scheduleMinutes", ge=1, le=1440, description="How often it runs."
     )
@@ -371,14 +482,56 @@ class AgentDefinition(_Settings):
     model: str | None = Field(
         default=None, description="Model or inference-profile id (default: agentry:defaultModel)."
     )
-    max_steps: int | None = Field(default=None, alias="maxSteps", ge=1, le=500)
-    token_budget: int | None = Field(default=None, alias="tokenBudget", ge=1000, le=1_000_000)
-    max_output_tokens: int | None = Field(default=None, alias="maxOutputTokens", ge=1, le=64_000)
-    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
-    tool_timeout_seconds: int | None = Field(default=None, alias="toolTimeoutSeconds", ge=1, le=900)
-    max_tool_failures: int | None = Field(default=None, alias="maxToolFailures", ge=0, le=50)
-    max_plan_retries: int | None = Field(default=None, alias="maxPlanRetries", ge=0, le=10)
-    prompt_caching: bool | None = Field(default=None, alias="promptCaching")
+    max_steps: int | None = Field(
+        default=None,
+        alias="maxSteps",
+        ge=1,
+        le=500,
+        description="Overrides agentry:agent's value for this agent.",
+    )
+    token_budget: int | None = Field(
+        default=None,
+        alias="tokenBudget",
+        ge=1000,
+        le=1_000_000,
+        description="Overrides agentry:agent's value for this agent.",
+    )
+    max_output_tokens: int | None = Field(
+        default=None,
+        alias="maxOutputTokens",
+        ge=1,
+        le=64_000,
+        description="Overrides agentry:agent's value for this agent.",
+    )
+    temperature: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Overrides agentry:agent's value for this agent."
+    )
+    tool_timeout_seconds: int | None = Field(
+        default=None,
+        alias="toolTimeoutSeconds",
+        ge=1,
+        le=900,
+        description="Overrides agentry:agent's value for this agent.",
+    )
+    max_tool_failures: int | None = Field(
+        default=None,
+        alias="maxToolFailures",
+        ge=0,
+        le=50,
+        description="Overrides agentry:agent's value for this agent.",
+    )
+    max_plan_retries: int | None = Field(
+        default=None,
+        alias="maxPlanRetries",
+        ge=0,
+        le=10,
+        description="Overrides agentry:agent's value for this agent.",
+    )
+    prompt_caching: bool | None = Field(
+        default=None,
+        alias="promptCaching",
+        description="Overrides agentry:agent's value for this agent.",
+    )
     tool_budgets: dict[str, int] = Field(
         default_factory=dict,
         alias="toolBudgets",
@@ -438,17 +591,33 @@ class EnvironmentConfig(_Settings):
     project_dir: Path = Field(
         default_factory=Path.cwd, description="The project root (not a config key)."
     )
+    today: date = Field(
+        default_factory=date.today,
+        description="The date model lifecycles are judged on (not a config key).",
+    )
     region: str = Field(alias=_REGION_KEY, description="AWS region of the stack (aws:region).")
     models: list[str] = Field(
-        min_length=1, description="Foundation model ids the worker may invoke (no wildcards)."
+        default_factory=list,
+        description=(
+            "Foundation model ids the worker may invoke directly in the stack's region (no "
+            "wildcards); models used through a profile need not be listed."
+        ),
     )
     inference_profiles: list[InferenceProfile] = Field(
         default_factory=list,
         alias="inferenceProfiles",
-        description="Cross-region inference profiles the worker may invoke.",
+        description="Inference profiles (geographic, global, application) the worker may invoke.",
     )
     default_model: str = Field(
         alias="defaultModel", description="Model or profile id the agents use by default."
+    )
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        alias="modelPrices",
+        description="USD per million tokens by model or profile id: one for every id agents use.",
+    )
+    model_client: ModelClientSettings = Field(
+        alias="modelClient", description="Timeouts and attempts of the worker's Bedrock client."
     )
     lambda_architecture: Literal["arm64", "x86_64"] = Field(
         default="arm64", alias="lambdaArchitecture", description="Lambda instruction set."
@@ -606,20 +775,7 @@ class EnvironmentConfig(_Settings):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> EnvironmentConfig:
-        problems = []
-        for index, profile in enumerate(self.inference_profiles):
-            path = f"inferenceProfiles[{index}]"
-            if profile.model not in self.models:
-                problems.append(
-                    Problem(f"{path}.model", f"{profile.model!r} is not listed in agentry:models")
-                )
-            if self.region not in profile.regions:
-                problems.append(
-                    Problem(
-                        f"{path}.regions",
-                        f"the stack region {self.region} must be one of the profile's regions",
-                    )
-                )
+        problems = self._model_problems()
         profile_ids = [profile.id for profile in self.inference_profiles]
         if len(set(profile_ids)) != len(profile_ids):
             problems.append(Problem("inferenceProfiles", "profile ids must not repeat"))
@@ -644,6 +800,101 @@ class EnvironmentConfig(_Settings):
             raise _cross_field(problems)
         return self
 
+    def _model_problems(self, catalog: ModelCatalog | None = None) -> list[Problem]:
+        """Direct models and profiles against the catalog: end of life, regions, the ARN's."""
+        catalog = catalog or load_catalog()
+        problems: list[Problem] = []
+        if not self.models and not self.inference_profiles:
+            problems.append(
+                Problem("models", "name at least one model or agentry:inferenceProfiles entry")
+            )
+        for index, model in enumerate(self.models):
+            error = catalog.lifecycle(model, self.today).error
+            if error:
+                problems.append(Problem(f"models[{index}]", error))
+        checked = f"the Bedrock model catalog (checked {catalog.checked_on.isoformat()})"
+        for index, profile in enumerate(self.inference_profiles):
+            path = f"inferenceProfiles[{index}]"
+            error = catalog.lifecycle(profile.foundation_model, self.today).error
+            if error:
+                problems.append(Problem(f"{path}.id", error))
+            if profile.kind == ProfileKind.APPLICATION:
+                parts = application_profile_parts(profile.id)
+                if parts is not None and parts[0] != self.region:
+                    problems.append(
+                        Problem(
+                            f"{path}.id",
+                            f"the application profile is in {parts[0]}, not the stack region "
+                            f"{self.region}",
+                        )
+                    )
+            regions = profile.regions or catalog.profile_regions(profile.id)
+            if regions is None:
+                problems.append(
+                    Problem(
+                        f"{path}.regions",
+                        f"{profile.id!r} is not in {checked}: give its regions (destination "
+                        "regions; for a global profile, the source regions it can be called "
+                        "from)",
+                    )
+                )
+            elif self.region not in regions:
+                what = "source" if profile.kind == ProfileKind.GLOBAL else "destination"
+                problems.append(
+                    Problem(
+                        f"{path}.regions",
+                        f"the stack region {self.region} is not a {what} region of "
+                        f"{profile.id} ({', '.join(regions)})",
+                    )
+                )
+        return problems
+
+    def resolved_profiles(self, catalog: ModelCatalog | None = None) -> list[ResolvedProfile]:
+        """Every inference profile with its kind, model and regions (config over catalog)."""
+        catalog = catalog or load_catalog()
+        resolved = []
+        for profile in self.inference_profiles:
+            regions = profile.regions or catalog.profile_regions(profile.id) or []
+            resolved.append(
+                ResolvedProfile(
+                    id=profile.id,
+                    kind=profile.kind,
+                    model=profile.foundation_model,
+                    regions=tuple(regions),
+                    source="config" if profile.regions else "catalog",
+                )
+            )
+        return resolved
+
+    def warnings(self, catalog: ModelCatalog | None = None) -> list[Problem]:
+        """What is valid but deserves attention: Legacy models, models the catalog does not
+        know, profile regions that differ from the catalog's."""
+        catalog = catalog or load_catalog()
+        found: list[Problem] = []
+        for index, model in enumerate(self.models):
+            warning = catalog.lifecycle(model, self.today).warning
+            if warning:
+                found.append(Problem(f"{_NAMESPACE}models[{index}]", warning))
+        for index, profile in enumerate(self.inference_profiles):
+            path = f"{_NAMESPACE}inferenceProfiles[{index}]"
+            warning = catalog.lifecycle(profile.foundation_model, self.today).warning
+            if warning:
+                found.append(Problem(f"{path}.id", warning))
+            known = catalog.profile_regions(profile.id)
+            if (
+                profile.regions is not None
+                and known is not None
+                and sorted(profile.regions) != sorted(known)
+            ):
+                found.append(
+                    Problem(
+                        f"{path}.regions",
+                        f"differ from the model catalog's ({', '.join(known)}): the config's "
+                        "are used",
+                    )
+                )
+        return found
+
     def _agent_problems(self, allowed_models: set[str]) -> list[Problem]:
         problems: list[Problem] = []
         seen: dict[str, int] = {}
@@ -661,6 +912,15 @@ class EnvironmentConfig(_Settings):
                         f"{path}.model",
                         f"{model!r} is neither in agentry:models nor an "
                         "agentry:inferenceProfiles id",
+                    )
+                )
+            elif model not in self.model_prices:
+                problems.append(
+                    Problem(
+                        "modelPrices",
+                        f"no price for {model!r} (the model of {path}): add "
+                        f"{model}: {{inputPerMillion, outputPerMillion, cacheReadPerMillion, "
+                        "cacheWritePerMillion}} in USD",
                     )
                 )
             timeout = self.limits(agent)["tool_timeout_seconds"]
@@ -696,6 +956,7 @@ class EnvironmentConfig(_Settings):
             {name: getattr(agent, name) for name in OVERRIDABLE if getattr(agent, name) is not None}
         )
         values["model"] = agent.model or self.default_model
+        values["price"] = self.model_prices.get(values["model"])
         values["tool_budgets"] = dict(agent.tool_budgets)
         values["max_total_tokens"] = agent.max_total_tokens
         values["approvals"] = dict(agent.approvals)
@@ -705,7 +966,12 @@ class EnvironmentConfig(_Settings):
 
     @classmethod
     def from_values(
-        cls, stack: str, values: Mapping[str, Any], *, project_dir: Path | None = None
+        cls,
+        stack: str,
+        values: Mapping[str, Any],
+        *,
+        project_dir: Path | None = None,
+        today: date | None = None,
     ) -> EnvironmentConfig:
         """Validate flat stack config (``{"agentry:models": ..., "aws:region": ...}``).
 
@@ -714,6 +980,8 @@ class EnvironmentConfig(_Settings):
         Raises ``ConfigError`` naming each bad key.
         """
         data: dict[str, Any] = {"stack": stack, "project_dir": project_dir or project_root()}
+        if today is not None:
+            data["today"] = today
         problems: list[Problem] = []
         for key, value in values.items():
             if key == _REGION_KEY:
@@ -746,7 +1014,7 @@ class EnvironmentConfig(_Settings):
     def to_pulumi_config(self) -> dict[str, str]:
         """This config as the flat string map ``pulumi.runtime.set_all_config`` takes."""
         dumped = self.model_dump(
-            mode="json", by_alias=True, exclude={"stack", "project_dir"}, exclude_none=True
+            mode="json", by_alias=True, exclude={"stack", "project_dir", "today"}, exclude_none=True
         )
         region = dumped.pop(_REGION_KEY)
         return {_REGION_KEY: region} | {
@@ -758,7 +1026,7 @@ class EnvironmentConfig(_Settings):
 _CONFIG_KEYS: frozenset[str] = frozenset(
     field.alias or name
     for name, field in EnvironmentConfig.model_fields.items()
-    if name not in {"stack", "region", "project_dir"}
+    if name not in {"stack", "region", "project_dir", "today"}
 )
 
 
@@ -786,7 +1054,11 @@ def _path(loc: Iterable[int | str]) -> str:
     if not parts:
         return PROJECT
     head, *rest = parts
-    path = str(head) if head in {"stack", "project_dir", _REGION_KEY} else f"{_NAMESPACE}{head}"
+    path = (
+        str(head)
+        if head in {"stack", "project_dir", "today", _REGION_KEY}
+        else f"{_NAMESPACE}{head}"
+    )
     for part in rest:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path

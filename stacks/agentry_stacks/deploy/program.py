@@ -23,6 +23,7 @@ from agentry_platform.components.function import (
 )
 from agentry_platform.components.http_api import HttpApi, HttpApiArgs
 from agentry_platform.components.keys import EncryptionKey, EncryptionKeyArgs
+from agentry_platform.components.operations import Operations, OperationsArgs
 from agentry_platform.components.queue import StepQueue, StepQueueArgs
 from agentry_platform.components.recovery_state_machine import (
     RecoveryStateMachine,
@@ -42,6 +43,7 @@ from agentry_platform.lib.iam import (
     rule_arn,
     worker_statements,
 )
+from agentry_platform.lib.kms import KeyPath
 from agentry_platform.lib.naming import physical_name, stack_tags
 from agentry_platform.lib.patterns import (
     approval_notification,
@@ -91,6 +93,9 @@ def _function_environment(
         agents=agents.limits(),
         ttl_days=config.agent.ttl_days,
         max_request_bytes=MAX_REQUEST_BYTES,
+        model_read_timeout_seconds=config.model_client.read_timeout_seconds,
+        model_connect_timeout_seconds=config.model_client.connect_timeout_seconds,
+        model_max_attempts=config.model_client.max_attempts,
         access=AccessSettings(
             operators=config.operators,
             max_active_agents_per_caller=config.max_active_agents_per_caller,
@@ -204,7 +209,21 @@ def run(config: EnvironmentConfig) -> None:
     if config.customer_managed_key:
         key = EncryptionKey(
             "key",
-            EncryptionKeyArgs(stack=stack, region=config.region, account_id=account_id, tags=tags),
+            EncryptionKeyArgs(
+                stack=stack,
+                region=config.region,
+                account_id=account_id,
+                tags=tags,
+                # EventBridge delivers to the encrypted queues and the human topic, alarms to
+                # the alarm topic, CloudWatch Logs writes the encrypted groups: each exactly as
+                # AWS documents it.
+                paths=(
+                    KeyPath.EVENTBRIDGE_TO_SQS,
+                    KeyPath.EVENTBRIDGE_TO_SNS,
+                    KeyPath.CLOUDWATCH_TO_SNS,
+                    KeyPath.LOGS,
+                ),
+            ),
         )
         key_arn = key.arn
 
@@ -238,7 +257,7 @@ def run(config: EnvironmentConfig) -> None:
             tags=tags,
         ),
     )
-    EventRule(
+    step_rule = EventRule(
         "step-rule",
         EventRuleArgs(
             stack=stack,
@@ -264,8 +283,8 @@ def run(config: EnvironmentConfig) -> None:
             [Problem(_AGENTS, f"a toolset sets the platform's {sorted(platform_names)}")]
         )
     profiles = [
-        InferenceProfileGrant(id=p.id, model=p.model, regions=tuple(p.regions))
-        for p in config.inference_profiles
+        InferenceProfileGrant(id=p.id, model=p.model, regions=p.regions, kind=p.kind)
+        for p in config.resolved_profiles()
     ]
     worker_policy = pulumi.Output.all(
         table.arn, steps.arn, account_id, key_arn, toolset_statements
@@ -362,7 +381,8 @@ def run(config: EnvironmentConfig) -> None:
         policy=json_output(
             announcer_failures.arn.apply(lambda arn: queue_tls_policy(queue_arn=arn))
         ),
-        opts=pulumi.ResourceOptions(parent=table),
+        # One policy per queue: its replacement must not be created before the old one goes.
+        opts=pulumi.ResourceOptions(parent=table, delete_before_replace=True),
     )
     announcer_policy = pulumi.Output.all(
         table.arn, table.stream_arn, bus.arn, announcer_failures.arn, key_arn
@@ -403,7 +423,7 @@ def run(config: EnvironmentConfig) -> None:
         reconciler_policy,
         reconciler_environment,
     )
-    Schedule(
+    reconcile_schedule = Schedule(
         "reconcile",
         ScheduleArgs(
             stack=stack,
@@ -419,6 +439,23 @@ def run(config: EnvironmentConfig) -> None:
         ),
     )
 
+    # Services cannot publish to a topic under the AWS managed SNS key (its policy admits no
+    # service principal): CloudWatch alarms and the approval rule need a customer-managed key,
+    # so a stack without a key of its own gets one for its two topics.
+    topics_key_arn = key_arn
+    if topics_key_arn is None:
+        topics_key_arn = EncryptionKey(
+            "topics-key",
+            EncryptionKeyArgs(
+                stack=stack,
+                region=config.region,
+                account_id=account_id,
+                tags=tags,
+                paths=(KeyPath.EVENTBRIDGE_TO_SNS, KeyPath.CLOUDWATCH_TO_SNS),
+                suffix="topics-key",
+                description="the human and alarm topics (EventBridge and alarms publish)",
+            ),
+        ).arn
     humans = NotificationTopic(
         "humans",
         NotificationTopicArgs(
@@ -427,7 +464,7 @@ def run(config: EnvironmentConfig) -> None:
             display_name="Agentry: agents that need a human",
             emails=config.human_emails,
             account_id=account_id,
-            kms_key_arn=key_arn,
+            kms_key_arn=topics_key_arn,
             tags=tags,
         ),
     )
@@ -446,6 +483,7 @@ def run(config: EnvironmentConfig) -> None:
             backoff_rate=config.recovery.backoff_rate,
             log_retention_days=config.log_retention_days,
             kms_key_arn=key_arn,
+            topic_kms_key_arn=topics_key_arn,
             tags=tags,
             # Named ahead of the rule, which needs the topic: the ARN follows from the name.
             topic_rule_arns=[
@@ -455,7 +493,7 @@ def run(config: EnvironmentConfig) -> None:
     )
     # Approval requests go straight to the humans: ids and tool names only (the event holds
     # nothing else), the inputs are at GET /agents/{id}/approvals for the owner or an operator.
-    EventRule(
+    approval_rule = EventRule(
         "approval-rule",
         EventRuleArgs(
             stack=stack,
@@ -472,8 +510,6 @@ def run(config: EnvironmentConfig) -> None:
     )
     # Only the announcer may put agentry.* events on the bus: every writer only commits.
     bus.restrict_publishers([announcer.role_arn])
-    # CloudWatch cannot publish to a topic under the AWS managed SNS key (its key policy does not
-    # admit cloudwatch.amazonaws.com); only the CMK, whose policy does, delivers alarms.
     alarm_topic = NotificationTopic(
         "alarms-topic",
         NotificationTopicArgs(
@@ -482,7 +518,7 @@ def run(config: EnvironmentConfig) -> None:
             display_name="Agentry alarms",
             emails=config.alarm_emails,
             account_id=account_id,
-            kms_key_arn=key_arn,
+            kms_key_arn=topics_key_arn,
             publisher_service="cloudwatch.amazonaws.com",
             tags=tags,
         ),
@@ -497,13 +533,39 @@ def run(config: EnvironmentConfig) -> None:
                 "events": bus.dlq.name,
                 "announcer": announcer_failures.name,
             },
+            # The worker's alarm is Operations' worker-failures: failed records and errors.
             function_names={
-                "worker": worker.name,
                 "api": api_function.name,
                 "announcer": announcer.name,
                 "reconciler": reconciler.name,
             },
             state_machine_arn=recovery.arn,
+            tags=tags,
+        ),
+    )
+    operations = Operations(
+        "operations",
+        OperationsArgs(
+            stack=stack,
+            region=config.region,
+            topic_arn=alarm_topic.arn,
+            steps_queue_name=steps.queue.name,
+            dead_letter_queue_names={
+                "steps": steps.dlq.name,
+                "events": bus.dlq.name,
+                "announcer": announcer_failures.name,
+            },
+            worker_function_name=worker.name,
+            api_function_name=api_function.name,
+            worker_timeout_seconds=config.worker.timeout_seconds,
+            state_machine_arn=recovery.arn,
+            rules=[
+                (bus.name, step_rule.rule.name),
+                (bus.name, recovery.error_rule.rule.name),
+                (bus.name, approval_rule.rule.name),
+                ("default", reconcile_schedule.rule.name),
+            ],
+            models=sorted({limits.model for limits in agents.limits().values()}),
             tags=tags,
         ),
     )
@@ -524,6 +586,7 @@ def run(config: EnvironmentConfig) -> None:
     pulumi.export("apiFunctionName", api_function.name)
     pulumi.export("announcerFunctionName", announcer.name)
     pulumi.export("reconcilerFunctionName", reconciler.name)
+    pulumi.export("dashboardName", operations.dashboard_name)
     pulumi.export("runtimeVersion", bundle.runtime_version)
     pulumi.export("bundleSha256", bundle.sha256_hex)
 
@@ -548,6 +611,8 @@ def main() -> None:
     """Entry point of ``pulumi up``: validate the stack's config, then declare the stack."""
     try:
         config = EnvironmentConfig.from_pulumi()
+        for warning in config.warnings():
+            pulumi.log.warn(str(warning))
         run(config)
     except ConfigError as exc:
         # RunError makes the CLI print the message alone: each line names a key and the reason.

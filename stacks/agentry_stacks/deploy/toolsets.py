@@ -47,6 +47,7 @@ __all__ = [
     "ToolsetDeclaration",
     "Workspace",
     "fill_placeholders",
+    "shippable_requirements",
 ]
 
 #: The distribution every function ships.
@@ -306,3 +307,28 @@ def _fill(value: Any, values: Mapping[str, str]) -> Any:
     if isinstance(value, dict):
         return {key: _fill(item, values) for key, item in value.items()}
     return value
+
+
+def shippable_requirements(lambdas_dir: Path) -> list[str]:
+    """The third-party requirements of every distribution that can ship in a bundle: the
+    runtime and each toolset (what ``lambdas/bundle.lock`` must cover)."""
+    # Imported here: the bundle module is the platform's, and this one is read by it too.
+    from agentry_platform.bundle import Source, requirements
+
+    workspace = Workspace.discover(lambdas_dir)
+    shipped = [
+        dist
+        for dist in workspace.distributions.values()
+        if dist.name == RUNTIME_DISTRIBUTION or dist.toolset is not None
+    ]
+    return requirements(
+        [
+            Source(
+                name=dist.name,
+                folder=dist.folder,
+                packages=dist.packages,
+                requirements=tuple(str(r) for r in dist.dependencies),
+            )
+            for dist in shipped
+        ]
+    )

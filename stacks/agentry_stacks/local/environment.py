@@ -53,7 +53,7 @@ from agentry_runtime.contract import (
     HeaderAttr,
     Status,
 )
-from agentry_runtime.errors import AgentryError
+from agentry_runtime.errors import AgentNotFoundError, AgentryError
 from agentry_runtime.observability import logger as runtime_logger
 from agentry_runtime.runtime import Runtime
 from agentry_runtime.settings import FunctionSettings
@@ -353,9 +353,7 @@ class LocalEnvironment:
     ) -> tuple[int, Any]:
         """Invoke the api function with an HTTP API v2 event for a route of the graph, signed
         by ``caller`` (an IAM principal ARN, as API Gateway's IAM authorizer passes it)."""
-        route = next(
-            (key for key, pattern in self._routes if pattern.match(f"{method} {path}")), None
-        )
+        route = self.route_of(method, path)
         if route is None:
             return 404, {"message": "Not Found"}  # API Gateway's answer for an unknown route
         response = self.api.invoke(
@@ -364,6 +362,17 @@ class LocalEnvironment:
             )
         )
         return int(response["statusCode"]), decode_body(response)
+
+    def route_of(self, method: str, path: str) -> str | None:
+        """The route key of the graph's HTTP API that ``method path`` matches, if any."""
+        return next(
+            (key for key, pattern in self._routes if pattern.match(f"{method} {path}")), None
+        )
+
+    def watch_agent(self, agent_id: str) -> None:
+        """Report ``agent_id``'s status and tool changes as events, as for agents started
+        with :meth:`start` (for agents created through :meth:`call`)."""
+        self._agents.setdefault(agent_id, {})
 
     def start(self, goal: str, *, agent: str | None = None) -> str:
         """Start an agent with ``goal`` (``POST /agents``), of the named definition; its id."""
@@ -570,8 +579,12 @@ class LocalEnvironment:
         for call in calls:
             outcome = "ok" if call["status"] == 200 else f"{call['status']} {call['error']}"
             self._emit(EventKind.MODEL, f"Converse {call['modelId']}: {outcome}", data=call)
-        for agent_id, before in self._agents.items():
-            view = self.api.runtime.service.view(agent_id)
+        for agent_id, before in list(self._agents.items()):
+            try:
+                view = self.api.runtime.service.view(agent_id)
+            except AgentNotFoundError:  # deleted through the API: nothing more to report
+                del self._agents[agent_id]
+                continue
             self._agents[agent_id] = view
             self._compare(agent_id, before, view)
         self._collect_notifications()

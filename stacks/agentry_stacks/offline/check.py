@@ -40,6 +40,7 @@ __all__ = [
     "check_stack",
     "load_graph",
     "load_pack_config",
+    "missing_pack_config",
     "pack_config_path",
     "render_report",
     "resolve_enforcement",
@@ -94,6 +95,7 @@ class _GraphResource(BaseModel):
     parent: str | None = None
     dependencies: list[str] = Field(default_factory=list)
     propertyDependencies: dict[str, list[str]] = Field(default_factory=dict)  # noqa: N815
+    options: dict[str, Any] = Field(default_factory=dict)
     inputs: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)
 
@@ -225,9 +227,9 @@ def _floats(value: Any) -> Any:
 
 def _options(resource: _GraphResource) -> PolicyResourceOptions:
     return PolicyResourceOptions(
-        protect=False,
+        protect=bool(resource.options.get("protect", False)),
         ignore_changes=[],
-        delete_before_replace=None,
+        delete_before_replace=resource.options.get("deleteBeforeReplace"),
         aliases=[],
         custom_timeouts=PolicyCustomTimeouts(0.0, 0.0, 0.0),
         additional_secret_outputs=[],
@@ -395,13 +397,18 @@ def check_stack(
 ) -> CheckReport:
     """Check ``stack`` with ``policies/<stack>.json``: its planned graph, or ``graph_file``."""
     # Imported late: the plan imports the Pulumi runtime and the whole program.
-    from agentry_stacks.deploy.config import ConfigError, project_root
+    from agentry_stacks.deploy.config import ConfigError, load_stack_config, project_root
 
     root = project_dir or project_root()
     config_path = pack_config_path(stack, root)
     if not config_path.is_file():
-        raise CheckError(f"unknown stack {stack!r}: no pack config {config_path}")
+        raise CheckError(missing_pack_config(stack, root))
     pack_config = load_pack_config(config_path)
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    try:
+        config = load_stack_config(stack, project_dir=root) if stack_file.is_file() else None
+    except ConfigError as exc:
+        raise CheckError(f"stack {stack}: {exc}".replace("\n", "; ")) from None
     if graph_file is not None:
         graph = load_graph(graph_file)
         if graph["stack"] != stack:
@@ -413,7 +420,39 @@ def check_stack(
             graph = plan_stack(stack, project_dir=root)
         except ConfigError as exc:
             raise CheckError(f"stack {stack}: {exc}".replace("\n", "; ")) from None
-    return run_check(graph, pack_config)
+    report = run_check(graph, pack_config)
+    if config is not None:
+        report.violations.extend(_allowlist_violations(config, pack_config, config_path, root))
+    return report
+
+
+def _allowlist_violations(
+    config: Any, pack_config: Mapping[str, Any], config_path: Path, root: Path
+) -> list[Violation]:
+    from agentry_stacks.offline.allowlist import ALLOWLIST_CHECK, compare_allowlists
+
+    pack_file = config_path.relative_to(root).as_posix()
+    return [
+        Violation(
+            policy=ALLOWLIST_CHECK,
+            resource=f"Pulumi.{config.stack}.yaml",
+            urn="",
+            message=finding.message,
+            enforcement=finding.enforcement,
+        )
+        for finding in compare_allowlists(config, pack_config, pack_file=pack_file)
+    ]
+
+
+def missing_pack_config(stack: str, root: Path) -> str:
+    """What to do when a stack has no pack config: the file to add, and what it must hold."""
+    path = pack_config_path(stack, root).relative_to(root).as_posix()
+    return (
+        f"stack {stack!r} has no pack config: add {path} (copy policies/dev.json or "
+        f"policies/prod.json) with the stack's model allowlist in bedrock-model-allowlist and "
+        f"bedrock-inference-profile-grants, so `pulumi preview --policy-pack policies "
+        f"--policy-pack-config {path}` and `agentry check {stack}` can run"
+    )
 
 
 def render_report(report: CheckReport, console: Console) -> None:

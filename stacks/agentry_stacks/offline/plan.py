@@ -256,6 +256,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "urn": response.urn,
             "parent": request.parent or None,
             "custom": bool(request.custom),
+            # The replacement order and protection the engine would apply (issue #12): named
+            # resources are deleted before their replacement, data-holding ones protected.
+            "options": {
+                "protect": bool(request.protect),
+                "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+            },
             "dependencies": sorted(request.dependencies),
             "propertyDependencies": {
                 key: sorted(deps.urns)

@@ -1,1 +1,3 @@
 """Lambda entry points (see ``contract.Handler``)."""
+
+__all__: list[str] = []

@@ -15,6 +15,8 @@ from agentry_runtime.announcer import StreamRecord
 from agentry_runtime.observability import logger, metrics
 from agentry_runtime.runtime import get_runtime
 
+__all__ = ["handler"]
+
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics

@@ -45,6 +45,18 @@ from agentry_runtime.runtime import Runtime, get_runtime
 from agentry_runtime.service import Decision
 from agentry_runtime.state import IllegalTransitionError, Status
 
+__all__ = [
+    "ApiError",
+    "ApprovalsRequest",
+    "CancelRequest",
+    "CreateAgentRequest",
+    "DecisionRequest",
+    "FollowUpRequest",
+    "ResumeRequest",
+    "app",
+    "handler",
+]
+
 MAX_GOAL_CHARS = 4000
 MAX_INSTRUCTION_CHARS = 4000
 MAX_PAGE = 100
@@ -258,7 +270,9 @@ def _query(allowed: set[str]) -> dict[str, str]:
     params = app.current_event.query_string_parameters or {}
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise ApiError(400, "ValidationError", [(n, "unknown query parameter") for n in unknown])
+        # A parameter without a name ("?=x") is named by what it is.
+        fields = [(name or "query", "unknown query parameter") for name in unknown]
+        raise ApiError(400, "ValidationError", fields)
     return dict(params)
 
 

@@ -9,6 +9,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from agentry_runtime.observability import logger, metrics
 from agentry_runtime.runtime import get_runtime
 
+__all__ = ["handler"]
+
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics

@@ -24,9 +24,11 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentry_runtime.contract import DetailType, StepRequested
+from agentry_runtime.contract import DetailType, Metric, StepRequested
 from agentry_runtime.observability import logger, metrics, tracer
 from agentry_runtime.runtime import get_runtime
+
+__all__ = ["PoisonMessageError", "handler", "parse_step_event", "record_handler"]
 
 # Report an all-failed batch as item failures too (rather than raising): the event source
 # mapping then treats it exactly like a partial failure, and the logs stay one line per record.
@@ -97,6 +99,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    # The worker's alarm counts failed records (a partial failure is no function error).
+    failed = len(response.get("batchItemFailures") or [])
+    metrics.add_metric(name=Metric.FAILED_RECORDS, unit="Count", value=failed)
     return dict(response)
 
 

@@ -1,0 +1,1 @@
+"""The house tests import ``surface`` from this folder."""
