@@ -8,7 +8,7 @@ STACKS := $(sort $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)))
 LAMBDAS  := $(wildcard lambdas/*/pyproject.toml)
 SOURCES  := $(filter-out %.egg-info,$(wildcard lambdas/*/agentry_*)) lambdas/support/infrastructure.py platform/agentry_platform stacks/agentry_stacks policies/agentry_policies
 
-.PHONY: venv test lint typecheck contracts pytest demo plan check lock up preview chaos bench clean
+.PHONY: venv test test-fast lint typecheck contracts pytest demo plan check lock up preview chaos bench clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ pytest: venv
 	$(BIN)/pytest -n 2 --dist loadfile
 
 test: lint typecheck contracts check pytest
+
+# The unit layer and the pure tests: no moto, no sockets, in seconds (see tests/conftest.py).
+test-fast: venv
+	$(BIN)/pytest -m unit -q
 
 demo: venv
 	$(BIN)/agentry local run --goal "Book a flight from New York to San Francisco for tomorrow"

@@ -33,6 +33,9 @@ from agentry_stacks.bench.run import LIMITS
 from agentry_stacks.cli import app
 from agentry_stacks.deploy.config import project_root
 
+#: The module runs the bench end to end once (about a minute of CPU).
+pytestmark = pytest.mark.slow
+
 REPO = project_root()
 SCHEMA = REPO / "docs" / "bench.schema.json"
 README = REPO / "README.md"

@@ -8,34 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import boto3
 import pytest
 from fuzz_world import TABLE, ApiWorld, make_agents
-from moto import mock_aws
 from support.agents import flights_agent, single_agent_runtime
+from support.harness import aws_session, create_agents_table, moto_account
 
-from agentry_runtime.contract import table_schema
 from agentry_runtime.events import Publisher
 from agentry_runtime.runtime import set_runtime
 from agentry_runtime.store import AgentStore
-
-REGION = "us-east-1"
 
 
 @pytest.fixture
 def api_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiWorld]:
     """A moto table and bus, the runtime over them, and one agent per interesting state."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(**table_schema(TABLE))
-        events = boto3.client("events", region_name=REGION)
+    with moto_account(monkeypatch):
+        dynamodb = aws_session().client("dynamodb")
+        create_agents_table(dynamodb, TABLE)
+        events = aws_session().client("events")
         events.create_event_bus(Name="agentry-fuzz")
         # The api never calls the model; a client that was never used costs nothing.
         runtime = single_agent_runtime(

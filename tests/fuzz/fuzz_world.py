@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, settings
 from agentry_offline.events import LambdaContext, decode_body, http_api_event
 from agentry_runtime.contract import PARTITION_KEY, SORT_KEY
 from agentry_runtime.handlers import api
+from agentry_runtime.identity import caller_of
 from agentry_runtime.runtime import Runtime
 from agentry_runtime.state import Status
 
@@ -72,11 +73,14 @@ class ApiWorld:
 
 
 def make_agents(runtime: Runtime) -> dict[Status, str]:
-    """One agent in each state a request may meet, made through the service and store."""
+    """One agent in each state a request may meet, made through the service and store, owned
+    by the caller that signs the fuzzed requests (another caller's agent answers 404 before any
+    parameter is read)."""
     service, store = runtime.service, runtime.store
+    owner = caller_of(http_api_event("GET", "/agents"))
     agents: dict[Status, str] = {}
     for status in (Status.INITIATED, Status.COMPLETED, Status.NEEDS_HUMAN, Status.CANCELLED):
-        header = service.create(GOAL)
+        header = service.create(GOAL, caller=owner)
         agents[status] = header.agent_id
         if status == Status.CANCELLED:
             service.cancel(header.agent_id)

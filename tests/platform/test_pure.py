@@ -36,6 +36,8 @@ from agentry_runtime.contract import (
     ErrorType,
 )
 
+pytestmark = pytest.mark.unit
+
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 PROFILE = InferenceProfileGrant(
     id=f"us.{HAIKU}", model=HAIKU, regions=("us-east-1", "us-east-2", "us-west-2")

@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
+from support.harness import REGION, aws_session, create_agents_table, moto_account
 
 from agentry_platform.lib.recovery_definition import (
     NOTIFICATION_SUBJECT,
@@ -27,10 +26,8 @@ from agentry_runtime.contract import (
     ErrorType,
     Status,
     agent_pk,
-    table_schema,
 )
 
-REGION = "us-east-1"
 MAX_ATTEMPTS = 2
 
 
@@ -56,17 +53,17 @@ def _queue_arn(sqs: Any, url: str) -> str:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        ddb = boto3.client("dynamodb", region_name=REGION)
-        events = boto3.client("events", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        sns = boto3.client("sns", region_name=REGION)
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        iam = boto3.client("iam", region_name=REGION)
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    with moto_account(monkeypatch, config={"stepfunctions": {"execute_state_machine": True}}):
+        session = aws_session()
+        ddb = session.client("dynamodb")
+        events = session.client("events")
+        sqs = session.client("sqs")
+        sns = session.client("sns")
+        sfn = session.client("stepfunctions")
+        iam = session.client("iam")
 
-        table = "agentry-test-agents"
-        ddb.create_table(**table_schema(table))
+        table = create_agents_table(ddb, "agentry-test-agents")
         bus = "agentry-test-bus"
         events.create_event_bus(Name=bus)
         step_queue_url = sqs.create_queue(QueueName="steps")["QueueUrl"]

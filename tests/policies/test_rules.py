@@ -31,6 +31,8 @@ from policy_graphs import (
 from agentry_policies import ALL_POLICIES
 from agentry_stacks.offline.check import CheckReport, run_check
 
+pytestmark = pytest.mark.unit
+
 _TABLE_ARN = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/agentry-test-state"
 _ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/agentry-test-worker"
 _MACHINE = "aws:sfn/stateMachine:StateMachine"

@@ -7,31 +7,22 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
+from support.harness import aws_session, create_agents_table, moto_account, without_backoff
 from support.world import World
 
-from agentry_runtime.contract import table_schema
-
-REGION = "us-east-1"
 TABLE_NAME = "agentry-test-agents"
 
 
 @pytest.fixture(scope="session")
 def boto_session() -> boto3.session.Session:
     """One boto3 session for the whole run: building clients from it is ~10x faster than anew."""
-    return boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-    )
+    return aws_session()
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """An in-process moto account (fake credentials, fixed region) for the whole test."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
+    with moto_account(monkeypatch):
         yield
 
 
@@ -44,13 +35,16 @@ def dynamodb_client(aws: None, boto_session: boto3.session.Session) -> Any:
 @pytest.fixture
 def agent_table(dynamodb_client: Any) -> str:
     """The single agents table (``pk``/``sk`` strings, on demand) in moto; yields its name."""
-    dynamodb_client.create_table(**table_schema(TABLE_NAME))
-    return TABLE_NAME
+    return create_agents_table(dynamodb_client, TABLE_NAME)
 
 
 @pytest.fixture
-def world_factory(agent_table: str) -> Iterator[Callable[..., World]]:
-    """Makes functional worlds over the moto table (closed at the end of the test)."""
+def world_factory(
+    agent_table: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., World]]:
+    """Makes functional worlds over the moto table (closed at the end of the test); boto3
+    retries there without sleeping between attempts."""
+    without_backoff(monkeypatch)
     worlds: list[World] = []
 
     def make(**kwargs: Any) -> World:

@@ -20,6 +20,7 @@ from agentry_runtime.settings import AccessSettings
 GOAL = "Book a flight from New York to San Francisco for tomorrow"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("arn", "principal"),
     [
@@ -43,6 +44,7 @@ def test_every_session_of_a_role_is_the_role(arn: str, principal: str) -> None:
     assert principal_of(arn) == principal
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "arn", ["", "alice", "arn:aws:s3:::bucket", "arn:aws:sts::1:assumed-role/R/s", "arn:aws:iam::"]
 )
@@ -51,6 +53,7 @@ def test_text_that_is_not_a_principal_is_refused(arn: str) -> None:
         principal_of(arn)
 
 
+@pytest.mark.unit
 def test_a_request_without_an_iam_identity_has_no_caller() -> None:
     # GIVEN requests unsigned, with a non-principal ARN, and with an account that disagrees
     unsigned = http_api_event("GET", "/agents", caller=None)
@@ -62,6 +65,7 @@ def test_a_request_without_an_iam_identity_has_no_caller() -> None:
             caller_of(event)
 
 
+@pytest.mark.unit
 def test_operators_match_by_account_and_role_name_whatever_the_path() -> None:
     # GIVEN an IAM Identity Center role named with its path
     operators = Operators(

@@ -1,4 +1,10 @@
-"""End-to-end behaviour of the reasoning loop on moto, through the real handlers and boto3 paths."""
+"""The reasoning loop wired: on moto, through the real handlers, stream, bus, queues and boto3.
+
+What only the wiring shows is tested here (the api, the announcer and EventBridge in between,
+duplicated SQS deliveries, two workers at once, PutEvents failures, boto3's retries over
+HTTP, lifecycle events on the bus, the API's pages); the loop's own decisions (corrections,
+replanning, stale events, recovery budgets, token caps) are in ``tests/unit/test_plan_act.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from support.agents import flights_tools
 from support.world import World
 
 from agentry_offline.model import Faults, OfflineModel
-from agentry_runtime.contract import DetailType, ErrorType, StepKind, StepRequested
+from agentry_runtime.contract import DetailType, ErrorType, StepRequested
 from agentry_runtime.loop import StepOutcome as Outcome
 from agentry_runtime.settings import LoopSettings
 from agentry_runtime.state import Status
@@ -143,55 +149,6 @@ def test_throttled_model_calls_are_retried(world_factory: Any) -> None:
     assert len(world.server.requests) == 3 + 2
 
 
-def test_malformed_output_is_corrected_by_reprompting(world_factory: Any) -> None:
-    # GIVEN a model whose first plan is malformed
-    world = world_factory(responder=OfflineModel(faults=Faults(malformed=1)))
-    agent_id = world.start(GOAL)
-    world.pump()
-    # THEN the validation error went back to the model and it completed
-    header = _final(world, agent_id)
-    assert header.status == Status.COMPLETED
-    feedback = [m for m in world.runtime.store.messages(agent_id) if m.role == "user"][1]
-    assert "Not executed" in json.dumps(feedback.to_converse()) or "could not be used" in (
-        feedback.text()
-    )
-
-
-def test_persistently_malformed_output_ends_in_planning_failed(world_factory: Any) -> None:
-    # GIVEN a model that never produces a valid plan
-    world = world_factory(
-        responder=OfflineModel(faults=Faults(malformed=100)),
-        settings=LoopSettings(max_plan_retries=2),
-    )
-    agent_id = world.start(GOAL)
-    world.pump()
-    # THEN after the bound a typed PlanningFailed error event is on the bus
-    header = _final(world, agent_id)
-    assert header.status == Status.PLANNING_FAILED
-    errors = world.observed_events(DetailType.AGENT_ERROR)
-    assert [e["errorType"] for e in errors] == [ErrorType.PLANNING_FAILED]
-    assert errors[0]["agentId"] == agent_id
-    assert errors[0]["retryable"] is False
-
-
-def test_a_failing_tool_error_reaches_the_model_which_replans(world_factory: Any) -> None:
-    # GIVEN a booking tool that fails on its first execution
-    world = world_factory(tools=flights_tools(fail_once={"book_flight"}))
-    agent_id = world.start(GOAL)
-    world.pump()
-    # THEN the model saw the error result, re-planned, and the agent completed with one booking
-    header = _final(world, agent_id)
-    assert header.status == Status.COMPLETED
-    results = [
-        block["toolResult"]["status"]
-        for m in world.runtime.store.messages(agent_id)
-        for block in m.to_converse()["content"]
-        if "toolResult" in block
-    ]
-    assert results == ["success", "error", "success"]
-    assert len(world.bookings(agent_id)) == 1
-
-
 def test_three_consecutive_tool_failures_publish_tool_execution_failed(
     world_factory: Any,
 ) -> None:
@@ -210,49 +167,6 @@ def test_three_consecutive_tool_failures_publish_tool_execution_failed(
     ]
     assert errors[0]["retryable"] is True
     assert world.bookings(agent_id) == []
-
-
-def test_stale_and_unknown_events_are_acknowledged(world_factory: Any) -> None:
-    # GIVEN a completed agent
-    world = world_factory()
-    agent_id = world.start(GOAL)
-    world.pump()
-    loop = world.runtime.loop
-    # WHEN old, future, wrong-kind and unknown-agent events arrive
-    old = loop.handle(StepRequested(agentId=agent_id, step=0, kind=StepKind.PLAN))
-    future = loop.handle(StepRequested(agentId=agent_id, step=99, kind=StepKind.PLAN))
-    ghost = loop.handle(StepRequested(agentId="agent-" + "0" * 32, step=0, kind=StepKind.PLAN))
-    # THEN they are dropped without changing anything
-    assert {old.outcome, future.outcome, ghost.outcome} == {Outcome.DROPPED}
-    assert _final(world, agent_id).status == Status.COMPLETED
-
-
-def test_a_successful_tool_round_after_recovery_resets_the_recovery_budget(
-    world_factory: Any,
-) -> None:
-    # GIVEN an agent whose lookup failed three times, recovered as the state machine does
-    world = world_factory(tools=flights_tools(failing={"get_flight_info"}))
-    agent_id = world.start(GOAL)
-    world.pump()
-    store = world.runtime.store
-    failed = store.get_header(agent_id)
-    assert failed.status == Status.TOOL_EXECUTION_FAILED
-    recovered = failed.model_copy(
-        update={
-            "status": Status.RECOVERING,
-            "step": failed.step + 1,
-            "next_step": StepKind.PLAN,
-            "recovery_attempts": 1,
-        }
-    )
-    store.commit(failed.version, recovered)
-    # WHEN the tool works again and the recovery's commit is announced and delivered
-    world.agent.tools = flights_tools()
-    world.pump()
-    # THEN the agent completed and its recovery budget is whole again
-    header = store.get_header(agent_id)
-    assert header.status == Status.COMPLETED
-    assert header.recovery_attempts == 0
 
 
 def test_token_usage_is_recorded_per_step_and_in_total(world_factory: Any) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from agentry_offline.bedrock import validate_request
 from agentry_runtime.prompts import (
     OPERATOR_TAG,
@@ -14,6 +16,8 @@ from agentry_runtime.prompts import (
     transcript,
 )
 from agentry_runtime.state import Message, Origin, Summary
+
+pytestmark = pytest.mark.unit
 
 
 def _conversation(rounds: int) -> list[Message]:

@@ -15,6 +15,8 @@ from agentry_runtime.pricing import ModelPrice
 from agentry_runtime.runtime import Runtime
 from agentry_runtime.settings import AccessSettings, AgentLimits, FunctionSettings
 
+pytestmark = pytest.mark.unit
+
 LIMITS = AgentLimits(
     model="anthropic.claude-3-5-haiku-20241022-v1:0",
     max_steps=7,

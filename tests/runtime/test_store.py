@@ -1,4 +1,9 @@
-"""The DynamoDB state store, against moto's in-process DynamoDB."""
+"""The DynamoDB state store, against moto's in-process DynamoDB and the in-memory fake.
+
+Every test that takes the ``store`` fixture runs twice: on moto and on
+``support.memory_store.MemoryDynamoDB``. The same assertions passing on both is what makes the
+fake fit for the unit layer (``tests/unit``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from support.memory_store import memory_table
 
 from agentry_runtime import state
 from agentry_runtime.contract import (
@@ -43,6 +49,7 @@ from agentry_runtime.store import AgentStore, header_from_image, item_size
 
 TTL = 1_900_000_000
 AGENT = "agent-1"
+TABLE = "agentry-test-agents"
 
 
 # --- builders -------------------------------------------------------------------------------
@@ -73,10 +80,13 @@ def _text(seq: int, text: str = "hello", role: str = "user", step: int | None = 
     )
 
 
-@pytest.fixture
-def store(agent_table: str, dynamodb_client: Any) -> AgentStore:
-    """A store on the moto table, with the injected client."""
-    return AgentStore(agent_table, client=dynamodb_client)
+@pytest.fixture(params=["moto", pytest.param("memory", marks=pytest.mark.unit)])
+def store(request: pytest.FixtureRequest) -> AgentStore:
+    """A store with an injected client: moto's, or the in-memory fake's."""
+    if request.param == "memory":
+        return AgentStore(TABLE, client=memory_table(TABLE))
+    table = request.getfixturevalue("agent_table")
+    return AgentStore(table, client=request.getfixturevalue("dynamodb_client"))
 
 
 @pytest.fixture
@@ -435,6 +445,75 @@ def test_stale_agents_come_from_the_active_index(store: AgentStore, created: Age
     found = [h.agent_id for h in store.stale_agents(created.shard, updated_before=later)]
     assert found == [AGENT]
     assert list(store.stale_agents(created.shard, updated_before=created.updated_at)) == []
+
+
+def _owned(store: AgentStore, agent_id: str, owner: str, minute: int, **changes: Any) -> None:
+    created = datetime(2025, 6, 1, 12, minute, tzinfo=UTC)
+    header = AgentHeader(
+        agent_id=agent_id, agent="flights", owner=owner, created_at=created, **changes
+    )
+    info = AgentInfo(
+        agent_id=agent_id, agent="flights", goal="g", model_id="m", runtime_version="0"
+    )
+    store.create(header, info, _text(0, step=0))
+
+
+def test_owned_agents_come_newest_first_page_by_page(store: AgentStore) -> None:
+    # GIVEN three agents of one caller (one of them completed) and one of another
+    for minute, agent_id in enumerate(["a-old", "a-mid", "a-new"]):
+        _owned(store, agent_id, "alice", minute)
+    _owned(store, "b-1", "bob", 5)
+    done = store.get_header("a-mid")
+    store.commit(done.version, done.model_copy(update={"status": Status.COMPLETED}))
+    # WHEN the caller's agents are read two at a time
+    first, cursor = store.owned_agents("alice", limit=2, cursor=None)
+    assert cursor is not None
+    second, last = store.owned_agents("alice", limit=2, cursor=cursor)
+    # THEN they come newest first, each once, and only the caller's
+    assert [h.agent_id for h in first + second] == ["a-new", "a-mid", "a-old"]
+    assert last is None
+    # AND a status filter keeps only the agents in it
+    running, _ = store.owned_agents("alice", limit=5, cursor=None, status=Status.INITIATED)
+    assert [h.agent_id for h in running] == ["a-new", "a-old"]
+
+
+def test_active_agents_are_counted_up_to_the_cap(store: AgentStore) -> None:
+    # GIVEN three running agents of a caller and one that ended
+    for minute, agent_id in enumerate(["a-1", "a-2", "a-3", "a-4"]):
+        _owned(store, agent_id, "alice", minute)
+    ended = store.get_header("a-4")
+    store.commit(ended.version, ended.model_copy(update={"status": Status.CANCELLED}))
+    # WHEN they are counted THEN only the running ones count, and never past the cap
+    assert store.count_active("alice", up_to=10) == 3
+    assert store.count_active("alice", up_to=2) == 2
+    assert store.count_active("nobody", up_to=10) == 0
+
+
+def test_a_person_s_commit_writes_header_messages_and_info_or_nothing(
+    store: AgentStore, created: AgentHeader
+) -> None:
+    # GIVEN an agent at version 0 WHEN a person's message is committed with info attributes
+    written = store.commit_with_messages(
+        0,
+        created.model_copy(update={"message_count": 2, "step": 1}),
+        [_text(1, "go on", step=1)],
+        info={"cancelledBy": "me", "cancelledAt": "2025-06-01T12:00:00+00:00"},
+    )
+    # THEN all of it is stored
+    assert store.get_header(AGENT) == written
+    assert store.get_message(AGENT, 1, consistent=True).text() == "go on"  # type: ignore[union-attr]
+    assert store.get_info(AGENT).cancelled_by == "me"
+    # AND a commit from a stale version writes none of its parts
+    with pytest.raises(StaleStepError):
+        store.commit_with_messages(
+            0,
+            created.model_copy(update={"message_count": 3, "step": 2}),
+            [_text(2, "late", step=2)],
+            info={"cancelledBy": "someone else"},
+        )
+    assert store.get_message(AGENT, 2, consistent=True) is None
+    assert store.get_info(AGENT).cancelled_by == "me"
+    assert store.get_header(AGENT) == written
 
 
 # --- lifetime ------------------------------------------------------------------------------------

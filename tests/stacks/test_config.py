@@ -19,6 +19,8 @@ from agentry_stacks.deploy.config import (
     pulumi_config_values,
 )
 
+pytestmark = pytest.mark.unit
+
 WriteStack = Callable[[str, dict[str, Any]], Path]
 
 

@@ -14,11 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from agentry_flights import bookings
-from agentry_offline.bedrock import FakeBedrockServer
 from agentry_offline.events import (
     LOCAL_CALLER,
     LambdaContext,
@@ -37,11 +33,18 @@ from agentry_runtime.settings import LoopSettings, ReconcilerSettings
 from agentry_runtime.store import AgentStore
 from agentry_runtime.tools import ToolRegistry
 from support.agents import MODEL_ID, flights_agent, single_agent_runtime
+from support.harness import (
+    REGION,
+    aws_session,
+    bedrock_client,
+    create_queue,
+    route,
+    start_fake_bedrock,
+)
 from support.serialized import SerializedClient
 
 __all__ = ["MODEL_ID", "REGION", "World"]
 
-REGION = "us-east-1"
 _STREAMS_ENDPOINT = f"https://streams.dynamodb.{REGION}.amazonaws.com"
 
 
@@ -59,40 +62,41 @@ class World:
     worker_timeout_ms: int = 60_000
 
     def __post_init__(self) -> None:
-        self.events = boto3.client("events", region_name=REGION)
-        self.sqs = boto3.client("sqs", region_name=REGION)
-        self.dynamodb = SerializedClient(boto3.client("dynamodb", region_name=REGION))
-        self.streams = boto3.client(
-            "dynamodbstreams", region_name=REGION, endpoint_url=_STREAMS_ENDPOINT
-        )
+        session = aws_session()
+        self.events = session.client("events")
+        self.sqs = session.client("sqs")
+        self.dynamodb = SerializedClient(session.client("dynamodb"))
+        self.streams = session.client("dynamodbstreams", endpoint_url=_STREAMS_ENDPOINT)
         self.stream_arn = self.dynamodb.describe_table(TableName=self.table_name)["Table"][
             "LatestStreamArn"
         ]
         self._positions: dict[str, str | None] = {}
         self.bus = "agentry-test"
         self.events.create_event_bus(Name=self.bus)
-        self.steps_url, self.steps_arn = self._queue("steps", redrive=self.max_receive_count)
-        self.others_url, others_arn = self._queue("others")
-        self._route(
+        steps = create_queue(self.sqs, "steps", max_receive_count=self.max_receive_count)
+        self.steps_url, self.steps_arn = steps.url, steps.arn
+        self.dlq_url = steps.dead_letter_url or create_queue(self.sqs, "unused-dlq").url
+        others = create_queue(self.sqs, "others")
+        self.others_url = others.url
+        route(
+            self.events,
+            self.bus,
             "steps",
             {"source": [EVENT_SOURCE], "detail-type": [DetailType.STEP_REQUESTED]},
             self.steps_arn,
         )
-        self._route(
+        route(
+            self.events,
+            self.bus,
             "others",
             {
                 "source": [EVENT_SOURCE],
                 "detail-type": [t.value for t in DetailType if t != DetailType.STEP_REQUESTED],
             },
-            others_arn,
+            others.arn,
         )
-        self.server = FakeBedrockServer(self.responder).start()
-        self.bedrock = boto3.client(
-            "bedrock-runtime",
-            region_name=REGION,
-            endpoint_url=self.server.endpoint_url,
-            config=Config(retries={"mode": "standard", "max_attempts": 4}),
-        )
+        self.server = start_fake_bedrock(self.responder)
+        self.bedrock = bedrock_client(self.server)
         self.publisher = Publisher(self.bus, client=self.events)
         self.agent: Agent = flights_agent(
             tools=self.tools, bedrock=self.bedrock, settings=self.settings
@@ -103,7 +107,7 @@ class World:
         self.runtime.reconciler_settings = ReconcilerSettings(
             stale_after_seconds=0,
             max_redrives=self.max_redrives,
-            dead_letter_queue_url=getattr(self, "dlq_url", None) or self._queue("unused-dlq")[0],
+            dead_letter_queue_url=self.dlq_url,
         )
         self.pending = False
         set_runtime(self.runtime)
@@ -256,26 +260,3 @@ class World:
     def bookings(self, agent_id: str) -> list[dict[str, Any]]:
         """The bookings the demo tool stored for an agent."""
         return bookings(self.dynamodb, self.table_name, agent_id)
-
-    def _queue(self, name: str, *, redrive: int = 0) -> tuple[str, str]:
-        attributes = {"VisibilityTimeout": "0"}
-        if redrive:
-            dlq_url = self.sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-            dlq_arn = self.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-                "Attributes"
-            ]["QueueArn"]
-            self.dlq_url = dlq_url
-            attributes["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(redrive)}
-            )
-        url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        return url, arn
-
-    def _route(self, name: str, pattern: dict[str, Any], target_arn: str) -> None:
-        self.events.put_rule(Name=name, EventBusName=self.bus, EventPattern=json.dumps(pattern))
-        self.events.put_targets(
-            Rule=name, EventBusName=self.bus, Targets=[{"Id": name, "Arn": target_arn}]
-        )

@@ -10,6 +10,7 @@ why Bedrock would reject a request, so every responder validates the way Bedrock
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -206,13 +207,25 @@ def _check_tool_config(config: Any) -> str | None:
         schema = (spec.get("inputSchema") or {}).get("json")
         if not isinstance(schema, dict):
             return f"toolConfig.tools.{i}.toolSpec.inputSchema.json: must be a JSON schema object"
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
-            return f"toolConfig.tools.{i}.toolSpec.inputSchema.json: invalid schema: {exc.message}"
+        if problem := _schema_problem(json.dumps(schema, sort_keys=True)):
+            return f"toolConfig.tools.{i}.toolSpec.inputSchema.json: invalid schema: {problem}"
     choice = config.get("toolChoice")
     if choice is not None and "tool" in choice and choice["tool"].get("name") not in names:
         return "toolConfig.toolChoice.tool.name: must name a tool of toolConfig.tools"
+    return None
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_problem(schema: str) -> str | None:
+    """Why a tool's input schema (JSON text) is not a valid JSON schema, or None.
+
+    Checking a schema against the metaschema costs ~10 ms, and every request of an agent
+    carries the same few schemas: each distinct one is checked once.
+    """
+    try:
+        Draft202012Validator.check_schema(json.loads(schema))
+    except SchemaError as exc:
+        return str(exc.message)
     return None
 
 

@@ -1,0 +1,115 @@
+"""Chained steps on the in-memory table: a worker runs an agent's next steps while each one's
+worst case fits, and commits a chain's act together with the plan after it.
+
+The model client here gives up after one 5 s attempt, so its worst case (10 s) fits many times
+in a 15-minute invocation; the default client's does not, and then only acts chain.
+``tests/runtime/test_chaining.py`` keeps, on moto, what the stream and the queue add: the
+header writes the stream carries and the watchdog message that takes a dead chain over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from support.agents import MODEL_ID
+from support.memory_world import MemoryWorld
+
+from agentry_runtime.contract import StepKind, StepRequested
+from agentry_runtime.model import ModelClient, ModelSettings
+from agentry_runtime.state import Outcome, Status
+
+GOAL = "Book a flight from New York to San Francisco for tomorrow"
+#: Lambda's longest invocation.
+FIFTEEN_MINUTES = 900.0
+World = Callable[..., MemoryWorld]
+
+
+def _quick_model(world: MemoryWorld) -> None:
+    settings = ModelSettings(model_id=MODEL_ID, max_attempts=1, read_timeout_seconds=5)
+    world.agent.model = ModelClient(settings, client=world.bedrock)
+
+
+def test_a_whole_agent_runs_in_one_delivery_with_one_header_write_per_plan(
+    memory_world: World,
+) -> None:
+    # GIVEN a worker with fifteen minutes and a model whose worst case fits
+    world = memory_world(worker_seconds=FIFTEEN_MINUTES)
+    _quick_model(world)
+    agent_id = world.start(GOAL)
+    # WHEN its first step event is delivered
+    deliveries = world.run()
+    # THEN one delivery ran all five steps (plan, act, plan, act, answer) with one booking, and
+    # the header was written once at creation and once per plan: acts folded into them
+    header = world.store.get_header(agent_id)
+    assert header.status == Status.COMPLETED
+    assert header.step == 5
+    assert deliveries == 1
+    assert world.results[0].steps == 5
+    assert len(world.bookings(agent_id)) == 1
+    assert world.header_writes(agent_id) == 1 + 3
+    assert header.runner_until is None
+
+
+def test_without_room_for_the_models_worst_case_only_acts_chain(memory_world: World) -> None:
+    # GIVEN the default model client (four attempts of 120 s) and a two-minute worker
+    world = memory_world(worker_seconds=120)
+    agent_id = world.start(GOAL)
+    # WHEN it runs THEN each plan waited for its own event: three deliveries, one per plan
+    assert world.run() == 3
+    assert world.store.get_header(agent_id).status == Status.COMPLETED
+
+
+@pytest.mark.parametrize("crash_at_plan", [2, 3])
+def test_a_chain_that_dies_after_a_folded_act_is_taken_over_without_running_a_tool_again(
+    memory_world: World, monkeypatch: pytest.MonkeyPatch, crash_at_plan: int
+) -> None:
+    # GIVEN a chaining worker whose process dies when it starts the nth plan, after the act
+    # before it ran its tool and recorded the outcome, but wrote no header
+    world = memory_world(worker_seconds=FIFTEEN_MINUTES)
+    _quick_model(world)
+    plan = world.loop._plan
+    plans = {"n": 0}
+
+    def dying_plan(*args: Any, **kwargs: Any) -> Any:
+        plans["n"] += 1
+        if plans["n"] == crash_at_plan:
+            raise SystemExit("the worker's process died")
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(world.loop, "_plan", dying_plan)
+    agent_id = world.start(GOAL)
+    with pytest.raises(SystemExit):
+        world.run()
+    in_flight = world.delivered[-1]
+    held = world.store.get_header(agent_id)
+    assert held.next_step == StepKind.ACT  # the act ran, its header was never written
+    assert held.runner_until is not None
+    tool_runs = len(world.bookings(agent_id))
+    # WHEN the chain's deadline passes and its first event (the watchdog) comes back
+    world.store.commit(held.version, held.model_copy(update={"runner_until": 1.0}))
+    world.skip_announcements()
+    world.deliver(in_flight)
+    world.run()
+    # THEN the agent completed, the act's tool did not run again, and no outcome is unknown
+    header = world.store.get_header(agent_id)
+    assert header.status == Status.COMPLETED
+    assert len(world.bookings(agent_id)) == max(tool_runs, 1)
+    outcomes = [m.outcome for m in world.store.messages(agent_id) if m.outcome is not None]
+    assert Outcome.UNKNOWN not in outcomes
+    assert outcomes.count(Outcome.SUCCEEDED) == 2
+
+
+def test_a_live_chain_holds_the_agent_against_other_deliveries(memory_world: World) -> None:
+    # GIVEN an agent held by a chaining worker whose deadline has not passed
+    world = memory_world()
+    agent_id = world.start(GOAL)
+    header = world.store.get_header(agent_id)
+    far = world.loop._clock() + 600
+    world.store.commit(header.version, header.model_copy(update={"runner_until": far}))
+    # WHEN its step event is delivered to another worker
+    result = world.deliver(StepRequested(agent_id=agent_id, step=0, kind=StepKind.PLAN))
+    # THEN that worker leaves it alone
+    assert result.reason == "a chaining worker holds it"
+    assert world.store.get_header(agent_id).step == 0
