@@ -1,333 +1,423 @@
-"""The chaos world: the real loop and store on one moto table, with crashes injected on demand.
+"""The chaos world: the real runtime over moto, with every managed service between its functions
+played by the schedule, and every request going through the faulty wire.
 
-Nothing is simulated that the runtime does itself: ``AgentLoop``, ``AgentStore``, the model
-client (boto3 ``bedrock-runtime`` against the fake Bedrock endpoint, with standard retries) and
-the demo tools all run for real. What the chaos controls is everything around a worker:
+What runs for real: the worker, announcer, api and reconciler *handlers* (Powertools and all),
+``AgentLoop``, ``AgentStore``, ``Announcer``/``Publisher``, ``Reconciler``, ``AgentService``, the
+model client (boto3 ``bedrock-runtime``, standard retries) against the offline models at the
+wire, the tool registries; the recovery state machine's own definition (interpreted, see
+``chaos_recovery``); moto's table, stream, bus, rules and queues. The settings are the ``dev``
+stack's (``Pulumi.dev.yaml``): queue redrive, batch sizes, timeouts, the stream mapping's
+retries, the reconciler's schedule and staleness, recovery's attempts and backoff.
 
-- *delivery*: the publisher records events instead of putting them on a bus, and the schedule
-  (``chaos_schedule``) plays SQS with them: redelivery, duplicates, reordering, two workers;
-- *crashes*: a delivery may carry one ``CrashPoint``; the store and publisher wrappers raise
-  ``SimulatedCrash`` when the worker reaches it, as if its process died there;
-- *counting*: every tool execution is counted per ``(agent, toolUseId)``, so "executed exactly
-  once" is measured, not assumed.
+Concurrent invocations of one function get their own copy of its handler module, as two Lambda
+containers would (a handler module keeps per-invocation state in module globals).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
+import json
 import random
-import threading
-from collections import Counter
-from collections.abc import Sequence
-from enum import StrEnum
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
-from botocore.awsrequest import AWSResponse
 from botocore.config import Config
-from chaos_recovery import Recovery
-from moto.core.botocore_stubber import MockRawResponse
-from pydantic import BaseModel
-from support.agents import flights_agent
-from support.serialized import SerializedClient
-
-from agentry_flights import registry as flights_registry
-from agentry_offline.bedrock import FakeBedrockServer
-from agentry_offline.model import OfflineModel
-from agentry_runtime.agents import AgentCatalog
-from agentry_runtime.contract import (
-    PARTITION_KEY,
-    SORT_KEY,
-    DetailType,
-    agent_pk,
-    table_schema,
-    tool_sk,
+from chaos_agents import (
+    Executions,
+    HostileModel,
+    ModelRouter,
+    ScriptPlan,
+    chaos_tools,
+    flight_tools,
+    flights_model,
 )
+from chaos_clock import VirtualClock, time_module
+from chaos_conductor import Conductor
+from chaos_recovery import RecoveryExecution
+from chaos_wire import Target, Trace, Wire
+from moto.dynamodb.models import dynamodb_backends
+from moto.sqs.models import sqs_backends
+
+from agentry_offline.bedrock import FakeBedrockServer
+from agentry_offline.events import LambdaContext
+from agentry_platform.lib.patterns import error_pattern, step_pattern
+from agentry_platform.lib.recovery_definition import recovery_definition
+from agentry_runtime.agents import Agent, AgentCatalog
+from agentry_runtime.contract import StepRequested, table_schema
 from agentry_runtime.events import Publisher
-from agentry_runtime.loop import AgentLoop
-from agentry_runtime.service import AgentService
-from agentry_runtime.settings import LoopSettings
-from agentry_runtime.state import ToolCallStatus, ToolInvocation
+from agentry_runtime.loop import AgentLoop, StepResult
+from agentry_runtime.model import ModelClient, ModelSettings
+from agentry_runtime.runtime import Runtime, set_runtime
+from agentry_runtime.settings import AccessSettings, LoopSettings, ReconcilerSettings
+from agentry_runtime.state import ToolClaim
 from agentry_runtime.store import AgentStore
-from agentry_runtime.tools import ToolContext, ToolRegistry
+from agentry_stacks.deploy.config import EnvironmentConfig, load_stack_config
 
 REGION = "us-east-1"
-MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
-#: Short leases: the schedule moves the clock past them instead of waiting.
-LEASE_SECONDS = 30
+ACCOUNT = "123456789012"
+FLIGHTS = "flights"
+#: Lambda's longest timeout: workers that chain run this long.
+CHAIN_WORKER_TIMEOUT = 900
 
 
-class SimulatedCrash(Exception):  # noqa: N818 - it is a crash, not an error of the code
-    """The worker process "died" at an injected crash point."""
+@functools.cache
+def dev_config() -> EnvironmentConfig:
+    """The ``dev`` stack's config: the chaos runs with the settings a real stack deploys."""
+    return load_stack_config("dev")
 
 
-class CrashPoint(StrEnum):
-    """Where a worker can die between two effects of a step."""
+@dataclass(frozen=True)
+class Scenario:
+    """One agent's life: what it is asked, and by which definition."""
 
-    BEFORE_COMMIT = "before-commit"
-    AFTER_COMMIT = "after-commit"  # step committed, follow-up not published
-    AFTER_PUBLISH = "after-publish"  # follow-up published, not recorded as published
-    AFTER_CLAIM = "after-claim"  # tool call leased, not executed
-    AFTER_EXECUTE = "after-execute"  # tool executed, outcome not recorded
-    AFTER_FINISH = "after-finish"  # tool outcome recorded, step not committed
-
-
-class _Crashes(threading.local):
-    """The crash point armed for the delivery running on this thread (at most one)."""
-
-    armed: CrashPoint | None = None
+    index: int
+    agent: str
+    goal: str
+    plan: ScriptPlan | None = None
+    fail_rate: float = 0.0
 
 
-class CrashingStore(AgentStore):
-    """The real store, with the crash points of the delivery on this thread armed."""
+@dataclass
+class Options:
+    """What the runtime is built with: the real defaults, or a deliberately weakened seam."""
 
-    def __init__(self, table_name: str, *, client: Any, interrupted: Counter[Any]) -> None:
-        super().__init__(table_name, client=client)
-        self.crashes = _Crashes()
-        self.interrupted = interrupted
-        self.fired: Counter[CrashPoint] = Counter()
-
-    def fire(self, point: CrashPoint) -> None:
-        """Raise ``SimulatedCrash`` if ``point`` is armed on this thread (then disarm it)."""
-        if self.crashes.armed == point:
-            self.crashes.armed = None
-            self.fired[point] += 1
-            raise SimulatedCrash(str(point))
-
-    def commit(self, expected_version: int, header: Any, **items: Any) -> Any:
-        """Commit a step, dying just before or just after it if armed."""
-        self.fire(CrashPoint.BEFORE_COMMIT)
-        written = super().commit(expected_version, header, **items)
-        self.fire(CrashPoint.AFTER_COMMIT)
-        return written
-
-    def mark_published(self, agent_id: str, step: int) -> bool:
-        """Record a publication, unless the worker dies first (the event is already out)."""
-        self.fire(CrashPoint.AFTER_PUBLISH)
-        return super().mark_published(agent_id, step)
-
-    def claim_tool_call(
-        self, agent_id: str, tool_use_id: str, *, lease_seconds: int
-    ) -> ToolInvocation | None:
-        """Lease a tool call, dying right after the lease if armed."""
-        claimed = super().claim_tool_call(agent_id, tool_use_id, lease_seconds=lease_seconds)
-        if claimed is not None:
-            self.fire(CrashPoint.AFTER_CLAIM)
-        return claimed
-
-    def finish_tool_call(self, agent_id: str, tool_use_id: str, **outcome: Any) -> ToolInvocation:
-        """Record a tool's outcome; the worker may die before (tool ran) or after recording."""
-        if self.crashes.armed == CrashPoint.AFTER_EXECUTE:
-            # The tool ran but its outcome is lost: a re-execution after the lease is expected.
-            self.interrupted[(agent_id, tool_use_id)] += 1
-        self.fire(CrashPoint.AFTER_EXECUTE)
-        finished = super().finish_tool_call(agent_id, tool_use_id, **outcome)
-        self.fire(CrashPoint.AFTER_FINISH)
-        return finished
+    chain: bool = True
+    publisher_attempts: int = 4
+    recheck_cancellation: bool = True
+    #: ``False``: a deliberately broken store whose tool-call claim always succeeds.
+    claims: bool = True
 
 
-class UnguardedClaimStore(CrashingStore):
-    """A deliberately broken store: claiming a tool call ignores its idempotency record.
+class _ClaimlessStore(AgentStore):
+    """A deliberately broken store: claiming a tool call ignores its idempotency record."""
 
-    The claim always succeeds, so two workers can both execute one committed call; the chaos
-    invariants must catch that.
-    """
-
-    def claim_tool_call(
-        self, agent_id: str, tool_use_id: str, *, lease_seconds: int
-    ) -> ToolInvocation | None:
-        """Mark the call in progress without any condition (the bug under test)."""
-        record = self.get_tool_call(agent_id, tool_use_id)
-        if record is None:
-            return None
-        self.client.update_item(
-            TableName=self.table_name,
-            Key={
-                PARTITION_KEY: {"S": agent_pk(agent_id)},
-                SORT_KEY: {"S": tool_sk(tool_use_id)},
-            },
-            UpdateExpression="SET #status = :claimed",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":claimed": {"S": ToolCallStatus.IN_PROGRESS.value}},
-        )
-        self.fire(CrashPoint.AFTER_CLAIM)
-        return record.model_copy(update={"status": ToolCallStatus.IN_PROGRESS})
+    def claim_tool(self, claim: ToolClaim, *, ttl: int | None) -> ToolClaim | None:
+        """Write the claim if it is free, and take the call either way (the bug the chaos
+        must notice)."""
+        super().claim_tool(claim, ttl=ttl)
+        return claim
 
 
-class RecordingPublisher(Publisher):
-    """Records every event instead of putting it on a bus; the schedule delivers them."""
+class _NoChainLoop(AgentLoop):
+    """The loop with chaining off: every step is one invocation's only step."""
 
-    def __init__(self) -> None:
-        super().__init__("chaos", client=None)
-        self._lock = threading.Lock()
-        self._outbox: list[tuple[DetailType, BaseModel]] = []
-        self.history: list[tuple[DetailType, BaseModel]] = []
-
-    def publish(self, detail_type: DetailType, detail: BaseModel) -> None:
-        """Accept one event."""
-        with self._lock:
-            self._outbox.append((detail_type, detail))
-            self.history.append((detail_type, detail))
-
-    def take(self) -> list[tuple[DetailType, BaseModel]]:
-        """The events published since the last call."""
-        with self._lock:
-            taken, self._outbox = self._outbox, []
-        return taken
+    def handle(
+        self,
+        event: StepRequested,
+        *,
+        deadline: float | None = None,
+        chain: bool = False,
+        on_chain: Callable[[float], None] | None = None,
+    ) -> StepResult:
+        """Run just the step the event asks for."""
+        return super().handle(event, deadline=deadline, chain=False, on_chain=on_chain)
 
 
-def counting_tools(
-    executions: Counter[Any], rng: random.Random, fail_rates: dict[str, float]
-) -> ToolRegistry:
-    """The demo tools, each execution counted; an agent's calls fail at its ``fail_rates``."""
-    demo = flights_registry
-    registry = ToolRegistry()
-    lock = threading.Lock()
-    # A call fails on every execution or on none: a re-run after a crash must see what the
-    # first run saw, as it would with a real idempotent tool.
-    failing: dict[tuple[str, str], bool] = {}
-    for name in demo.names():
-        tool = demo.get(name)
+@dataclass
+class ChaosContext(LambdaContext):
+    """A Lambda context whose remaining time runs on the virtual clock."""
 
-        def counted(args: Any, ctx: ToolContext, _fn: Any = tool.fn) -> Any:
-            key = (ctx.agent_id, ctx.tool_use_id)
-            with lock:
-                executions[key] += 1
-                if key not in failing:
-                    failing[key] = rng.random() < fail_rates.get(ctx.agent_id, 0.0)
-            if failing[key]:
-                # Before the real function: a failed execution has no side effect.
-                raise RuntimeError("injected tool failure")
-            return _fn(args, ctx)
+    deadline: float = 0.0
+    clock: VirtualClock | None = None
 
-        # functools.wraps keeps the annotations the registry reads the input model from.
-        registry.tool(name=name, description=tool.description)(functools.wraps(tool.fn)(counted))
-    return registry
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the invocation's (virtual) deadline."""
+        assert self.clock is not None
+        return max(0, int((self.deadline - self.clock.now()) * 1000))
 
 
-class ValidatingResponder:
-    """The offline model behind the fake endpoint; remembers every request Bedrock would reject.
+class _Containers:
+    """Copies of one handler module, one per concurrent invocation (Lambda containers)."""
 
-    ``OfflineModel`` validates each request the way Bedrock does and answers ``400
-    ValidationException`` otherwise; the loop would turn that into a (legitimate-looking) agent
-    error, so the chaos records it to fail the invariants instead.
-    """
+    _pool: dict[str, list[types.ModuleType]] = {}
 
-    def __init__(self, model: OfflineModel) -> None:
-        self.model = model
-        self.rejected: list[str] = []
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self.busy: set[int] = set()
 
-    def __call__(self, model_id: str, request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        """Answer one Converse request, noting a validation rejection."""
-        status, headers, body = self.model(model_id, request)
-        if status == 400:
-            self.rejected.append(f"{body.decode(errors='replace')} in {_outline(request)}")
-        return status, headers, body
+    def acquire(self) -> types.ModuleType:
+        """A copy no running invocation uses."""
+        copies = self._pool.setdefault(self.module, [])
+        for copy in copies:
+            if id(copy) not in self.busy:
+                self.busy.add(id(copy))
+                return copy
+        spec = importlib.util.find_spec(self.module)
+        assert spec is not None
+        assert spec.loader is not None
+        copy = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(copy)
+        copies.append(copy)
+        self.busy.add(id(copy))
+        return copy
 
-
-def in_process_bedrock(responder: Any) -> Any:
-    """A ``bedrock-runtime`` client whose requests the fake endpoint answers in process.
-
-    The real client path runs (serialisation, standard retries, error parsing); only the socket
-    is skipped: a ``before-send`` hook hands the request to ``FakeBedrockServer.handle``, which
-    is ~15 ms faster per call than a loopback HTTP round trip.
-    """
-    endpoint = FakeBedrockServer(responder)  # never started: no socket
-    client = boto3.client(
-        "bedrock-runtime",
-        region_name=REGION,
-        endpoint_url="http://offline-bedrock.invalid",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 4}),
-    )
-
-    def send(request: Any, **_: Any) -> AWSResponse:
-        status, headers, body = endpoint.handle(urlsplit(request.url).path, request.body or b"")
-        headers = {**headers, "x-amzn-RequestId": endpoint.next_request_id()}
-        return AWSResponse(request.url, status, headers, MockRawResponse(body))
-
-    client.meta.events.register("before-send.bedrock-runtime", send)
-    return client
+    def release(self, copy: types.ModuleType) -> None:
+        """The invocation ended: the container is free again."""
+        self.busy.discard(id(copy))
 
 
-def _outline(request: dict[str, Any]) -> str:
-    """The turns of a request as ``role[kind:id ...]``: enough to see a broken pairing."""
-    turns = []
-    for message in request.get("messages", []):
-        blocks = []
-        for block in message.get("content", []):
-            kind = next(iter(block), "?")
-            inner = block.get(kind)
-            ident = inner.get("toolUseId", "") if isinstance(inner, dict) else ""
-            blocks.append(f"{kind}:{ident[-6:]}" if ident else kind)
-        turns.append(f"{message.get('role')}[{' '.join(blocks)}]")
-    return " ".join(turns)
+@dataclass
+class Observations:
+    """What the world saw happen, for the invariants."""
+
+    #: Every human notification the recovery state machine sent.
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    #: Errors no fault, crash or race explains (a bug): ``(actor, description)``.
+    unexpected: list[tuple[str, str]] = field(default_factory=list)
+    #: API answers: ``(actor, route, status, faults injected on its calls)``.
+    api: list[tuple[str, str, int, int]] = field(default_factory=list)
+    #: Stream records the mapping gave up on: ``(first index, last index, forced)``.
+    given_up: list[tuple[int, int, bool]] = field(default_factory=list)
+    #: Agent ids created per client request (a goal is unique per request).
+    created: dict[str, list[str]] = field(default_factory=dict)
 
 
 class ChaosWorld:
-    """One moto table with the runtime wired over it; build one per batch of agents."""
+    """One batch's table, stream, bus, queues, runtime and handlers (see the module doc)."""
 
     def __init__(
-        self,
-        table_name: str,
-        *,
-        responder: ValidatingResponder,
-        seed: int,
-        broken: bool = False,
-        settings: LoopSettings | None = None,
+        self, seed: int, scenarios: list[Scenario], options: Options, session: Any
     ) -> None:
-        self.table_name = table_name
-        self.rng = random.Random(seed)
-        self.responder = responder
-        # Parameter validation off: the same requests are validated by moto itself, and the chaos
-        # makes ~10 000 calls per run.
-        self.dynamodb = SerializedClient(
-            boto3.client("dynamodb", region_name=REGION, config=Config(parameter_validation=False))
+        self.seed = seed
+        self.scenarios = scenarios
+        self.options = options
+        self.config = dev_config()
+        self.clock = VirtualClock()
+        self.trace = Trace(self.clock)
+        self.conductor = Conductor(self.clock)
+        self.fake_time = time_module(self.clock, self.conductor.sleep)
+        self.router = ModelRouter()
+        self.wire = Wire(self.conductor, FakeBedrockServer(self.router), self.trace, seed)
+        self.executions = Executions(self.stream_length, self._current_actor)
+        self.executions.rng = random.Random(seed * 7 + 1)
+        self.seen = Observations()
+        self.names = f"chaos-{seed}"
+        self.worker_timeout = (
+            CHAIN_WORKER_TIMEOUT if options.chain else self.config.worker.timeout_seconds
         )
-        _create_table(self.dynamodb, table_name)
-        self.executions: Counter[Any] = Counter()
-        self.interrupted: Counter[Any] = Counter()
-        self.fail_rates: dict[str, float] = {}
-        store_type = UnguardedClaimStore if broken else CrashingStore
-        self.store = store_type(table_name, client=self.dynamodb, interrupted=self.interrupted)
-        bedrock = in_process_bedrock(responder)
-        self.publisher = RecordingPublisher()
-        self.tools = counting_tools(self.executions, random.Random(seed + 1), self.fail_rates)
-        self.settings = settings or LoopSettings(
-            max_steps=24, max_tool_failures=2, max_plan_retries=2, tool_lease_seconds=LEASE_SECONDS
+
+        harness = self._client(session, "dynamodb", Target.HARNESS)
+        harness.create_table(**table_schema(self.names))
+        self.harness = harness
+        self.harness_sqs = self._client(session, "sqs", Target.HARNESS)
+        self.harness_events = self._client(session, "events", Target.HARNESS)
+        self._queues()
+        self._bus()
+
+        dynamodb = self._client(
+            session, "dynamodb", Target.DYNAMODB, retries={"mode": "standard", "max_attempts": 5}
         )
-        self.agent = flights_agent(
-            tools=self.tools, bedrock=bedrock, settings=self.settings, model_id=MODEL_ID
+        events = self._client(session, "events", Target.EVENTS, retries={"mode": "standard"})
+        sqs = self._client(session, "sqs", Target.SQS, retries={"mode": "standard"})
+        self.recovery_dynamodb = self._client(
+            session, "dynamodb", Target.RECOVERY, retries={"total_max_attempts": 1}
         )
-        agents = AgentCatalog.of(self.agent)
-        self.loop = AgentLoop(store=self.store, agents=agents, publisher=self.publisher)
-        self.service = AgentService(
-            store=self.store, publisher=self.publisher, agents=agents, runtime_version="chaos"
+        store_type = AgentStore if options.claims else _ClaimlessStore
+        self.store = store_type(self.names, client=dynamodb)
+        agents = AgentCatalog.of(*self._agents(session))
+        self.publisher = Publisher(
+            self.names,
+            client=events,
+            attempts=options.publisher_attempts,
+            sleep=self.conductor.sleep,
         )
-        self.recovery = Recovery(self.dynamodb, table_name)
-
-    def items(self, agent_id: str) -> list[dict[str, Any]]:
-        """Every raw item of one agent's partition."""
-        paginator = self.dynamodb.get_paginator("query")
-        pages = paginator.paginate(
-            TableName=self.table_name,
-            ConsistentRead=True,
-            KeyConditionExpression="#pk = :pk",
-            ExpressionAttributeNames={"#pk": PARTITION_KEY},
-            ExpressionAttributeValues={":pk": {"S": agent_pk(agent_id)}},
+        self.runtime = Runtime(
+            store=self.store,
+            agents=agents,
+            publisher=self.publisher,
+            runtime_version="chaos",
+            ttl_days=self.config.agent.ttl_days,
+            reconciler_settings=ReconcilerSettings(
+                stale_after_seconds=self.config.reconciler.stale_after_seconds,
+                max_redrives=self.config.reconciler.max_redrives,
+                dead_letter_queue_url=self.dlq_url,
+            ),
+            access=AccessSettings(
+                operators=[],
+                max_active_agents_per_caller=1000,
+                approval_window_seconds=self.config.approvals.window_seconds,
+            ),
         )
-        return [item for page in pages for item in page["Items"]]
+        self.runtime.sqs = sqs
+        loop_type = AgentLoop if options.chain else _NoChainLoop
+        self.runtime.loop = loop_type(
+            store=self.store,
+            agents=agents,
+            clock=self.clock.now,
+            recheck_cancellation=options.recheck_cancellation,
+        )
+        set_runtime(self.runtime)
+        self.workers = _Containers("agentry_runtime.handlers.worker")
+        self.apis = _Containers("agentry_runtime.handlers.api")
+        recovery = self.config.recovery
+        self.recovery_definition = recovery_definition(
+            table_name=self.names,
+            topic_arn=f"arn:aws:sns:{REGION}:{ACCOUNT}:{self.names}-humans",
+            max_attempts=recovery.max_attempts,
+            delay_seconds=recovery.delay_seconds,
+            backoff_rate=recovery.backoff_rate,
+        )
 
-    def drop(self) -> None:
-        """Delete the table (moto copies a whole table per transaction: keep tables small)."""
-        self.dynamodb.delete_table(TableName=self.table_name)
+    # --- building -----------------------------------------------------------------------------
+
+    def _client(
+        self, session: Any, service: str, target: Target, *, retries: dict[str, Any] | None = None
+    ) -> Any:
+        config = Config(retries=retries) if retries else None
+        return self.wire.attach(session.client(service, config=config), target)
+
+    def _queues(self) -> None:
+        sqs = self.harness_sqs
+        self.dlq_url = sqs.create_queue(QueueName=f"{self.names}-steps-dlq")["QueueUrl"]
+        dlq_arn = self._queue_arn(self.dlq_url)
+        visibility = 6 * self.worker_timeout  # the platform's factor (components/queue.py)
+        self.steps_url = sqs.create_queue(
+            QueueName=f"{self.names}-steps",
+            Attributes={
+                "VisibilityTimeout": str(visibility),
+                "RedrivePolicy": json.dumps(
+                    {
+                        "deadLetterTargetArn": dlq_arn,
+                        "maxReceiveCount": str(self.config.max_receive_count),
+                    }
+                ),
+            },
+        )["QueueUrl"]
+        self.steps_arn = self._queue_arn(self.steps_url)
+        # Step Functions cannot be a target in moto: the recovery rule fills a queue that the
+        # schedule turns into executions (EventBridge's delivery to the state machine).
+        self.recovery_url = sqs.create_queue(QueueName=f"{self.names}-recovery")["QueueUrl"]
+
+    def _queue_arn(self, url: str) -> str:
+        attributes = self.harness_sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["QueueArn"]
+        )
+        return str(attributes["Attributes"]["QueueArn"])
+
+    def _bus(self) -> None:
+        events = self.harness_events
+        events.create_event_bus(Name=self.names)
+        for name, pattern, url in (
+            ("steps", step_pattern(), self.steps_url),
+            ("recovery", error_pattern(), self.recovery_url),
+        ):
+            events.put_rule(Name=name, EventBusName=self.names, EventPattern=json.dumps(pattern))
+            events.put_targets(
+                Rule=name,
+                EventBusName=self.names,
+                Targets=[{"Id": name, "Arn": self._queue_arn(url)}],
+            )
+
+    def _agents(self, session: Any) -> list[Agent]:
+        agent = self.config.agent
+        settings = LoopSettings(
+            max_steps=agent.max_steps,
+            max_tool_failures=2,
+            max_plan_retries=agent.max_plan_retries,
+            token_budget=agent.token_budget,
+            tool_timeout_seconds=agent.tool_timeout_seconds,
+        )
+        # Chaining needs the worst case of a model call to fit in the invocation; the offline
+        # model answers at once, so a chaining world bounds its timeouts to make plans chain.
+        model_settings = (
+            functools.partial(ModelSettings, read_timeout_seconds=20.0, connect_timeout_seconds=2.0)
+            if self.options.chain
+            else ModelSettings
+        )
+        bedrock = self._client(
+            session,
+            "bedrock-runtime",
+            Target.BEDROCK,
+            retries={"mode": "standard", "total_max_attempts": 4},
+        )
+        agents = []
+        flights = flights_model()
+        self.router.models[FLIGHTS] = flights
+        agents.append(
+            Agent(
+                name=FLIGHTS,
+                system_prompt="You are a travel agent that books flights between US cities.",
+                tools=flight_tools(self.executions),
+                model=ModelClient(model_settings(model_id=FLIGHTS), client=bedrock),
+                settings=settings,
+            )
+        )
+        tools = chaos_tools(self.executions)
+        for scenario in self.scenarios:
+            self.executions.fail_rates[scenario.agent] = scenario.fail_rate
+            if scenario.plan is None:
+                continue
+            self.router.models[scenario.agent] = HostileModel(scenario.plan)
+            agents.append(
+                Agent(
+                    name=scenario.agent,
+                    system_prompt="You carry out the user's errands with your tools.",
+                    tools=tools,
+                    model=ModelClient(model_settings(model_id=scenario.agent), client=bedrock),
+                    settings=settings,
+                )
+            )
+        return agents
+
+    # --- reading moto's state (what the managed services know) --------------------------------
+
+    def stream_records(self) -> list[Any]:
+        """Every record of the table's stream so far (moto keeps them all)."""
+        table = dynamodb_backends[ACCOUNT][REGION].tables[self.names]
+        return list(table.stream_shard.items)
+
+    def stream_length(self) -> int:
+        """How many writes the stream holds."""
+        return len(dynamodb_backends[ACCOUNT][REGION].tables[self.names].stream_shard.items)
+
+    def queue(self, url: str) -> Any:
+        """moto's model of one queue."""
+        return sqs_backends[ACCOUNT][REGION].queues[url.rsplit("/", 1)[-1]]
+
+    def context(self, function: str, timeout_seconds: int) -> ChaosContext:
+        """A Lambda context for an invocation starting now."""
+        return ChaosContext(
+            function_name=f"{self.names}-{function}",
+            timeout_ms=timeout_seconds * 1000,
+            deadline=self.clock.now() + timeout_seconds,
+            clock=self.clock,
+        )
+
+    def _current_actor(self) -> str:
+        actor = self.conductor.current
+        return actor.name if actor is not None else "-"
+
+    def recovery(self, name: str) -> RecoveryExecution:
+        """A new execution of the recovery state machine (a managed service: never crashes)."""
+        return RecoveryExecution(
+            self.recovery_definition,
+            dynamodb=self.recovery_dynamodb,
+            notify=self.seen.notifications.append,
+            sleep=self.conductor.sleep,
+            entered_time=lambda: self.clock.utcnow().isoformat(),
+            execution_id=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{self.names}:{name}",
+        )
+
+    def close(self) -> None:
+        """Forget the injected runtime and drop the batch's resources."""
+        set_runtime(None)
+        while self.executions.hung:  # a batch that never settled: let its tools finish first
+            self.executions.release_one(0)
+        self.harness.delete_table(TableName=self.names)
+        for url in (self.steps_url, self.dlq_url, self.recovery_url):
+            self.harness_sqs.delete_queue(QueueUrl=url)
+        for rule in ("steps", "recovery"):
+            self.harness_events.remove_targets(Rule=rule, EventBusName=self.names, Ids=[rule])
+            self.harness_events.delete_rule(Name=rule, EventBusName=self.names)
+        self.harness_events.delete_event_bus(Name=self.names)
 
 
-def _create_table(client: Any, name: str) -> None:
-    client.create_table(**table_schema(name))
-
-
-def sorted_keys(items: Sequence[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
-    """The items whose sort key starts with ``prefix``, in key order."""
-    chosen = [i for i in items if i[SORT_KEY]["S"].startswith(prefix)]
-    return sorted(chosen, key=lambda i: i[SORT_KEY]["S"])
+def new_session() -> Any:
+    """One boto3 session for a run: clients built from it share its loaded service models."""
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )

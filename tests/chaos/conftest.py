@@ -1,54 +1,41 @@
-"""Fixtures of the chaos suite: one moto account, one fake Bedrock endpoint, a movable clock."""
+"""Fixtures of the chaos suite: one moto account per test, quiet logs, one boto3 session."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+import functools
+from collections.abc import Iterator
+from typing import Any
 
+import jsonpath_ng.ext
 import pytest
-from botocore.retries.standard import ExponentialBackoff
+from chaos_world import REGION, new_session
 from moto import mock_aws
 
-from agentry_runtime import state
-from agentry_runtime.observability import logger
-
-REGION = "us-east-1"
+from agentry_runtime.observability import logger, metrics
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """An in-process moto account; boto3's retry back-off does not sleep (chaos throttles)."""
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An in-process moto account and a boto3 session whose clients the worlds attach."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    # The retries still happen, attempt by attempt; only the waiting between them is skipped.
-    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    # Thousands of invocations would print their metrics (EMF) to stdout, and Powertools
+    # flushes a metric set that reaches 100 values even with metrics disabled.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    monkeypatch.setattr(metrics, "add_metric", lambda **_: None)
+    # moto parses the same few JSONPath expressions again for every target of every PutEvents
+    # (half its time); the parsed expressions are immutable, so parse each once.
+    monkeypatch.setattr(jsonpath_ng.ext, "parse", functools.cache(jsonpath_ng.ext.parse))
     with mock_aws():
-        yield
+        yield new_session()
 
 
 @pytest.fixture(autouse=True)
 def quiet_runtime() -> Iterator[None]:
-    """Only warnings from the runtime's logger: thousands of steps would print their INFO lines."""
+    """Only errors from the runtime's logger: the chaos makes it warn thousands of times."""
     level = logger.log_level
-    logger.setLevel("WARNING")
+    logger.setLevel("CRITICAL")
     yield
     logger.setLevel(level)
-
-
-@pytest.fixture
-def advance_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    """Move the store's clock forward (tool-call leases expire without waiting)."""
-    offset = [timedelta(0)]
-    real = state.utcnow
-
-    def now() -> datetime:
-        return real() + offset[0]
-
-    monkeypatch.setattr(state, "utcnow", now)
-
-    def advance(seconds: float) -> None:
-        offset[0] += timedelta(seconds=seconds)
-
-    return advance

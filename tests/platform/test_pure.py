@@ -331,10 +331,18 @@ def test_no_attempts_allowed_goes_straight_to_a_human() -> None:
 
 def test_every_write_requires_the_failure_the_machine_was_started_for() -> None:
     states = _definition()["States"]
-    for name in ("RecordAttempt", "MarkNeedsHuman"):
+    still_failed = "#step = :step AND #status = :failed"
+    conditions = {
+        "RecordAttempt": still_failed,
+        # ... or the agent this very execution parked (its retry after a lost answer).
+        "MarkNeedsHuman": f"({still_failed}) OR #parkedBy = :execution",
+    }
+    for name, condition in conditions.items():
         parameters = states[name]["Parameters"]
-        assert parameters["ConditionExpression"] == "#step = :step AND #status = :failed", name
+        assert parameters["ConditionExpression"] == condition, name
         assert parameters["ExpressionAttributeValues"][":failed"] == {"S.$": "$.header.status"}
+    parked = states["MarkNeedsHuman"]["Parameters"]["ExpressionAttributeValues"][":execution"]
+    assert parked == {"S.$": "$$.Execution.Id"}
 
 
 def test_the_machine_reads_only_what_it_needs_of_the_header() -> None:

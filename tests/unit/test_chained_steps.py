@@ -13,12 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from support.agents import MODEL_ID
 from support.memory_world import MemoryWorld
 
+from agentry_offline.script import Script, ScriptedModel
 from agentry_runtime.contract import StepKind, StepRequested
 from agentry_runtime.model import ModelClient, ModelSettings
 from agentry_runtime.state import Outcome, Status
+from agentry_runtime.tools import ToolContext, ToolRegistry
 
 GOAL = "Book a flight from New York to San Francisco for tomorrow"
 #: Lambda's longest invocation.
@@ -31,7 +34,7 @@ def _quick_model(world: MemoryWorld) -> None:
     world.agent.model = ModelClient(settings, client=world.bedrock)
 
 
-def test_a_whole_agent_runs_in_one_delivery_with_one_header_write_per_plan(
+def test_a_whole_agent_runs_in_one_delivery_with_three_header_writes(
     memory_world: World,
 ) -> None:
     # GIVEN a worker with fifteen minutes and a model whose worst case fits
@@ -41,14 +44,15 @@ def test_a_whole_agent_runs_in_one_delivery_with_one_header_write_per_plan(
     # WHEN its first step event is delivered
     deliveries = world.run()
     # THEN one delivery ran all five steps (plan, act, plan, act, answer) with one booking, and
-    # the header was written once at creation and once per plan: acts folded into them
+    # the header was written at creation, when the chain started and at its end: the steps in
+    # between (well within COMMIT_EVERY_SECONDS) folded into the last commit
     header = world.store.get_header(agent_id)
     assert header.status == Status.COMPLETED
     assert header.step == 5
     assert deliveries == 1
     assert world.results[0].steps == 5
     assert len(world.bookings(agent_id)) == 1
-    assert world.header_writes(agent_id) == 1 + 3
+    assert world.header_writes(agent_id) == 3
     assert header.runner_until is None
 
 
@@ -113,3 +117,51 @@ def test_a_live_chain_holds_the_agent_against_other_deliveries(memory_world: Wor
     # THEN that worker leaves it alone
     assert result.reason == "a chaining worker holds it"
     assert world.store.get_header(agent_id).step == 0
+
+
+class _Empty(BaseModel):
+    pass
+
+
+@pytest.mark.parametrize("recheck", [True, False])
+def test_a_cancel_that_lands_mid_chain_stops_the_next_call_with_an_effect(
+    memory_world: World, recheck: bool
+) -> None:
+    # GIVEN a chaining agent that looks something up, then charges; a person cancels it while
+    # the lookup runs (a step the chain folds: its header is not written)
+    tools = ToolRegistry()
+    ran: list[str] = []
+    cancel: list[Callable[[str], Any]] = []
+
+    @tools.tool(timeout_seconds=5, read_only=True)
+    def lookup(args: _Empty, ctx: ToolContext) -> dict[str, Any]:
+        """Looks something up."""
+        ran.append("lookup")
+        cancel[0](ctx.agent_id)
+        return {}
+
+    @tools.tool(timeout_seconds=5)
+    def charge(args: _Empty, ctx: ToolContext) -> dict[str, Any]:
+        """Charges a card."""
+        ran.append("charge")
+        return {}
+
+    script = Script.model_validate(
+        {"turns": [_call("lookup"), _call("charge"), {"text": "Charged."}]}
+    )
+    world = memory_world(tools=tools, responder=ScriptedModel(script))
+    world.worker_seconds = FIFTEEN_MINUTES
+    _quick_model(world)
+    cancel.append(world.service.cancel)
+    world.loop.recheck_cancellation = recheck
+    agent_id = world.start(GOAL)
+    # WHEN its first step event is delivered and the chain runs on
+    world.run()
+    # THEN the chain read the header before the charge, found the cancel and charged nothing
+    # (without that read, the stale in-memory header lets the charge run)
+    assert world.store.get_header(agent_id).status == Status.CANCELLED
+    assert ran == (["lookup"] if recheck else ["lookup", "charge"])
+
+
+def _call(name: str) -> dict[str, Any]:
+    return {"toolUse": [{"name": name, "input": {}}]}

@@ -223,7 +223,7 @@ def _book_flight(args: BookFlightInput, ctx: ToolContext) -> dict[str, Any]:
 
 #: The toolset: agent definitions name it ``agentry_flights:registry``.
 registry = ToolRegistry()
-registry.tool(name="get_flight_info")(_get_flight_info)
+registry.tool(name="get_flight_info", read_only=True)(_get_flight_info)
 registry.tool(name="book_flight")(_book_flight)
 
 

@@ -8,8 +8,9 @@ works out what the write announces (``announce.announcements``) and publishes it
 - a lifecycle event (completed, error, needs human, needs approval) goes out once per header
   version: its announcement is claimed in the table first and marked done after the publish,
   so a record delivered twice, or the stream replayed from its start, mails nobody twice and
-  starts no second recovery. An announcer that died between claim and mark leaves a lease that
-  the next one takes over.
+  starts no second recovery. A delivery of a record that failed or died between claim and mark
+  leaves a claim that the next delivery of the same record takes over at once (the claim's
+  owner is the record); any other announcer waits for its lease.
 
 Entries PutEvents fails are retried (``events.Publisher``); the first record whose events still
 fail is returned, so the event source mapping retries from it (and bisects, and gives up after
@@ -127,6 +128,7 @@ class Announcer:
                     new.nonce,
                     lease_seconds=CLAIM_SECONDS,
                     ttl=int(utcnow().timestamp()) + RECORD_TTL_SECONDS,
+                    owner=record.sequence_number,
                 )
             except StoreError:
                 logger.warning("could not claim an announcement", agent_id=new.agent_id)

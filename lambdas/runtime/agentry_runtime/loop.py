@@ -227,9 +227,12 @@ class AgentLoop:
         memory = _Memory()
         steps = 0
         committed_at = self._clock()
+        # Whether ``header`` was read or written just before this step. A step folded into a
+        # later commit leaves it stale: a cancel may have landed since.
+        fresh = True
         while True:
             try:
-                after = self._run(header, kind, deadline, memory)
+                after = self._run(header, kind, deadline, memory, fresh=fresh)
             except _Moved as moved:
                 metrics.add_metric(name="StepConflicts", unit="Count", value=1)
                 return StepResult(StepOutcome.CONFLICT, header, str(moved), steps)
@@ -252,6 +255,7 @@ class AgentLoop:
                 # and no model is asked twice and no tool runs twice. Plans still commit every
                 # COMMIT_EVERY_SECONDS, so readers of the header see a chain progress.
                 written = after
+                fresh = False
             else:
                 try:
                     written = self.store.commit(header.version, after)
@@ -261,6 +265,7 @@ class AgentLoop:
                     reason = "another writer committed first"
                     return StepResult(StepOutcome.CONFLICT, header, reason, steps)
                 committed_at = self._clock()
+                fresh = True
             steps += 1
             metrics.add_metric(name="StepsCommitted", unit="Count", value=1)
             if not going_on or written.next_step is None:
@@ -318,13 +323,19 @@ class AgentLoop:
             logger.warning("could not release a chain: its watchdog will", agent_id=header.agent_id)
 
     def _run(
-        self, header: AgentHeader, kind: StepKind, deadline: float | None, memory: _Memory
+        self,
+        header: AgentHeader,
+        kind: StepKind,
+        deadline: float | None,
+        memory: _Memory,
+        *,
+        fresh: bool,
     ) -> AgentHeader:
         try:
             agent = self._agent(header)
             if kind == StepKind.PLAN:
                 return self._plan(header, agent, memory)
-            return self._act(header, agent, deadline, memory)
+            return self._act(header, agent, deadline, memory, fresh=fresh)
         except AgentError as failure:
             return self._failed(header, failure)
         except CorruptItemError as exc:
@@ -667,7 +678,13 @@ class AgentLoop:
     # --- act ------------------------------------------------------------------------------
 
     def _act(
-        self, header: AgentHeader, agent: Agent, deadline: float | None, memory: _Memory
+        self,
+        header: AgentHeader,
+        agent: Agent,
+        deadline: float | None,
+        memory: _Memory,
+        *,
+        fresh: bool = True,
     ) -> AgentHeader:
         turn_seq = header.message_count - 1
         turn = (
@@ -682,7 +699,10 @@ class AgentLoop:
         outcomes: list[Message] = []
         uses = dict(header.tool_uses)
         for index, call in enumerate(turn.tool_uses()):
-            if index and self.recheck_cancellation:
+            # A cancel (or any writer) that landed since the header was last read stops every
+            # call with an effect: before each call but a fresh step's first, read it again.
+            # A lookup changes nothing, so it is not worth a read (the next commit catches up).
+            if (index or not fresh) and self.recheck_cancellation and not _read_only(agent, call):
                 self._still_current(header)
             budget = agent.settings.tool_budgets.get(call.name)
             if budget is not None and uses.get(call.name, 0) >= budget:
@@ -904,6 +924,10 @@ class AgentLoop:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _read_only(agent: Agent, call: ToolUse) -> bool:
+    return call.name in agent.tools.names() and agent.tools.get(call.name).read_only
 
 
 def _needing_approval(agent: Agent, uses: dict[str, int], calls: list[ToolUse]) -> list[ToolUse]:

@@ -166,6 +166,14 @@ class AgentStore:
             )
         except ConditionFailedError as exc:
             raise AgentExistsError(header.agent_id) from exc
+        except (StoreThrottledError, StoreUnavailableError):
+            # An attempt whose answer was lost may have landed before the client's retries gave
+            # up. The id is this call's own, so a header with this creation time proves the
+            # transaction landed: report success, or an idempotent client's retry would create
+            # a second agent.
+            landed = self.find_header(header.agent_id)
+            if landed is None or landed.created_at != header.created_at:
+                raise
 
     def find_header(self, agent_id: str, *, consistent: bool = True) -> AgentHeader | None:
         """The agent's header, or ``None``."""
@@ -533,34 +541,49 @@ class AgentStore:
     # --- announcements --------------------------------------------------------------------
 
     def claim_announcement(
-        self, agent_id: str, version: int, nonce: int, *, lease_seconds: float, ttl: int
+        self,
+        agent_id: str,
+        version: int,
+        nonce: int,
+        *,
+        lease_seconds: float,
+        ttl: int,
+        owner: str = "",
     ) -> bool | None:
         """Take the right to announce header ``version``'s lifecycle event (at ``nonce``).
 
         ``True``: this caller announces it (then calls :meth:`finish_announcement`); ``False``:
         it was announced already; ``None``: another announcer holds it right now (retry later).
-        A claim whose announcer died (its lease passed) can be taken over.
+        A claim whose announcer died (its lease passed) can be taken over, and so can a claim
+        of the same ``owner`` at once: the announcer passes the stream record's sequence number,
+        and a record is never handled twice at the same time, so a claim it meets under its own
+        record is one a failed or dead delivery of that record left (or its own, whose answer
+        was lost), not a live one.
         """
         now = state.utcnow().timestamp()
+        mine = {"#owner": "owner"} if owner else {}
         try:
             self._call(
                 "update_item",
                 TableName=self.table_name,
                 Key=_key(agent_id, announce_sk(version, nonce)),
-                UpdateExpression="SET #status = :claimed, #lease = :until, #ttl = :ttl",
-                ConditionExpression="attribute_not_exists(#sk) OR "
-                "(#status = :claimed AND #lease < :now)",
+                UpdateExpression="SET #status = :claimed, #lease = :until, #ttl = :ttl"
+                + (", #owner = :owner" if owner else ""),
+                ConditionExpression="attribute_not_exists(#sk) OR (#status = :claimed AND "
+                + ("(#lease < :now OR #owner = :owner))" if owner else "#lease < :now)"),
                 ExpressionAttributeNames={
                     "#sk": SORT_KEY,
                     "#status": "status",
                     "#lease": "leaseUntil",
                     "#ttl": TTL_ATTRIBUTE,
+                    **mine,
                 },
                 ExpressionAttributeValues={
                     ":claimed": {"S": "CLAIMED"},
                     ":until": {"N": str(round(now + lease_seconds, 3))},
                     ":now": {"N": str(round(now, 3))},
                     ":ttl": {"N": str(ttl)},
+                    **({":owner": {"S": owner}} if owner else {}),
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )

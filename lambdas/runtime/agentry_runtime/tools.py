@@ -85,6 +85,9 @@ class Tool:
 
     ``timeout_seconds`` is ``None`` when neither the tool nor its registry set one: the agent's
     default applies. ``needs_approval`` makes a human approve each call before it runs.
+    ``read_only``: a call changes nothing outside the agent (a lookup), so the loop need not
+    read the header again before it to honour a cancel that landed meanwhile; it does before
+    every other call.
     """
 
     name: str
@@ -93,6 +96,7 @@ class Tool:
     timeout_seconds: float | None
     fn: Callable[[Any, ToolContext], dict[str, Any] | str]
     needs_approval: bool = False
+    read_only: bool = False
 
     @cached_property
     def _schema(self) -> dict[str, Any]:
@@ -136,11 +140,13 @@ class ToolRegistry:
         description: str | None = None,
         timeout_seconds: float | None = None,
         needs_approval: bool = False,
+        read_only: bool = False,
     ) -> Callable[[F], F]:
         """Register ``def f(args: SomeModel, ctx: ToolContext) -> dict | str`` as a tool.
 
         The input model is the first parameter's annotation; the description defaults to the
-        function's docstring. ``needs_approval`` holds each call for a human's decision.
+        function's docstring. ``needs_approval`` holds each call for a human's decision;
+        ``read_only`` declares that a call changes nothing (see :class:`Tool`).
         """
 
         def register(fn: F) -> F:
@@ -162,6 +168,7 @@ class ToolRegistry:
                 timeout_seconds=timeout,
                 fn=fn,
                 needs_approval=needs_approval,
+                read_only=read_only,
             )
             return fn
 

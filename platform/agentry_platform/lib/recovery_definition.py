@@ -35,6 +35,7 @@ __all__ = [
     "MAX_BACKOFF_SECONDS",
     "NOTIFICATION_SUBJECT",
     "NOTIFICATION_TEXT",
+    "PARKED_BY",
     "backoff_delays",
     "recovery_definition",
 ]
@@ -202,6 +203,10 @@ def _record_attempt(table_name: str) -> dict[str, Any]:
     }
 
 
+#: Set by the execution that parked the agent: its own retry recognises its write.
+PARKED_BY = "parkedBy"
+
+
 def _mark_needs_human(table_name: str) -> dict[str, Any]:
     attrs = (
         HeaderAttr.STATUS,
@@ -220,17 +225,19 @@ def _mark_needs_human(table_name: str) -> dict[str, Any]:
             "TableName": table_name,
             "Key": _key(),
             "UpdateExpression": (
-                "SET #status = :needsHuman, #version = #version + :one, #updatedAt = :now "
-                "REMOVE #activeShard, #runnerUntil"
+                "SET #status = :needsHuman, #version = #version + :one, #updatedAt = :now, "
+                "#parkedBy = :execution REMOVE #activeShard, #runnerUntil"
             ),
             # A duplicate, stale or forged event finds the agent elsewhere and stops quietly,
-            # so humans hear about each stuck agent once.
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": _names(*attrs),
+            # so humans hear about each stuck agent once. This execution's own retry (its
+            # first attempt landed but answered an error) finds its mark and goes on to notify.
+            "ConditionExpression": f"({condition}) OR #parkedBy = :execution",
+            "ExpressionAttributeNames": {**_names(*attrs), "#parkedBy": PARKED_BY},
             "ExpressionAttributeValues": {
                 ":needsHuman": {"S": Status.NEEDS_HUMAN.value},
                 ":one": {"N": "1"},
                 ":now": {"S.$": "$$.State.EnteredTime"},
+                ":execution": {"S.$": "$$.Execution.Id"},
                 **values,
             },
         },
