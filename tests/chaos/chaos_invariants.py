@@ -18,7 +18,7 @@ At rest, for every agent:
   (``UNKNOWN`` may stand for anything); a call that never ran is never ``SUCCEEDED``/``FAILED``;
   every side effect (booking, ledger item) belongs to a call that ran;
 - once a cancel is committed, each worker invocation starts at most one more of its calls
-  (the one already past its check);
+  with an effect (the one already past its check; read-only lookups are not re-checked);
 - its header only moves forward: version and step never decrease, every status change is an
   allowed transition;
 - each lifecycle transition is announced at least once (unless its stream record was given up
