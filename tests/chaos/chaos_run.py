@@ -23,7 +23,8 @@ from unittest import mock
 from chaos_clock import patched_time
 from chaos_invariants import InvariantViolation, check
 from chaos_schedule import NotSettledError, Profile, Schedule, scenarios_for, seeded_agent_ids
-from chaos_world import ChaosWorld, Options, new_session
+from chaos_world import ChaosWorld, Options
+from support.harness import aws_session
 
 from agentry_runtime import events, service
 
@@ -58,7 +59,7 @@ def run_batch(seed: int, *, options: Options | None = None, session: Any = None)
     options = options or batch_options(seed)
     scenarios = scenarios_for(seed, rng, PER_BATCH)
     profile = Profile.draw(rng)
-    session = session or new_session()
+    session = session or aws_session()
     world = ChaosWorld(seed, scenarios, options, session)
     schedule = Schedule(world, rng, profile)
     problems: list[str] = []

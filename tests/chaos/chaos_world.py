@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from chaos_agents import (
     Executions,
@@ -41,13 +40,14 @@ from chaos_recovery import RecoveryExecution
 from chaos_wire import Target, Trace, Wire
 from moto.dynamodb.models import dynamodb_backends
 from moto.sqs.models import sqs_backends
+from support.harness import REGION, create_agents_table
 
 from agentry_offline.bedrock import FakeBedrockServer
 from agentry_offline.events import LambdaContext
 from agentry_platform.lib.patterns import error_pattern, step_pattern
 from agentry_platform.lib.recovery_definition import recovery_definition
 from agentry_runtime.agents import Agent, AgentCatalog
-from agentry_runtime.contract import StepRequested, table_schema
+from agentry_runtime.contract import StepRequested
 from agentry_runtime.events import Publisher
 from agentry_runtime.loop import AgentLoop, StepResult
 from agentry_runtime.model import ModelClient, ModelSettings
@@ -57,7 +57,6 @@ from agentry_runtime.state import ToolClaim
 from agentry_runtime.store import AgentStore
 from agentry_stacks.deploy.config import EnvironmentConfig, load_stack_config
 
-REGION = "us-east-1"
 ACCOUNT = "123456789012"
 FLIGHTS = "flights"
 #: Lambda's longest timeout: workers that chain run this long.
@@ -201,7 +200,7 @@ class ChaosWorld:
         )
 
         harness = self._client(session, "dynamodb", Target.HARNESS)
-        harness.create_table(**table_schema(self.names))
+        create_agents_table(harness, self.names)
         self.harness = harness
         self.harness_sqs = self._client(session, "sqs", Target.HARNESS)
         self.harness_events = self._client(session, "events", Target.HARNESS)
@@ -414,10 +413,3 @@ class ChaosWorld:
             self.harness_events.remove_targets(Rule=rule, EventBusName=self.names, Ids=[rule])
             self.harness_events.delete_rule(Name=rule, EventBusName=self.names)
         self.harness_events.delete_event_bus(Name=self.names)
-
-
-def new_session() -> Any:
-    """One boto3 session for a run: clients built from it share its loaded service models."""
-    return boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-    )

@@ -1,4 +1,4 @@
-"""Fixtures of the chaos suite: one moto account per test, quiet logs, one boto3 session."""
+"""Fixtures of the chaos suite: one moto account per test (the shared harness's), quiet logs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 
 import jsonpath_ng.ext
 import pytest
-from chaos_world import REGION, new_session
-from moto import mock_aws
+from support.harness import aws_session, moto_account
 
 from agentry_runtime.observability import logger, metrics
 
@@ -17,10 +16,6 @@ from agentry_runtime.observability import logger, metrics
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """An in-process moto account and a boto3 session whose clients the worlds attach."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     # Thousands of invocations would print their metrics (EMF) to stdout, and Powertools
     # flushes a metric set that reaches 100 values even with metrics disabled.
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
@@ -28,8 +23,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     # moto parses the same few JSONPath expressions again for every target of every PutEvents
     # (half its time); the parsed expressions are immutable, so parse each once.
     monkeypatch.setattr(jsonpath_ng.ext, "parse", functools.cache(jsonpath_ng.ext.parse))
-    with mock_aws():
-        yield new_session()
+    with moto_account(monkeypatch):
+        yield aws_session()
 
 
 @pytest.fixture(autouse=True)

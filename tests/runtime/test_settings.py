@@ -69,6 +69,13 @@ def test_settings_round_trip_through_the_environment() -> None:
     assert json.loads(environ["AGENTRY_AGENTS"])["flights"]["model"] == LIMITS.model
 
 
+def _agents_with(**limits: object) -> dict[str, str]:
+    """``AGENTRY_AGENTS`` of the test settings, with some of the flight agent's limits changed."""
+    agents = json.loads(SETTINGS.to_environment()["AGENTRY_AGENTS"])
+    agents["flights"].update(limits)
+    return {"AGENTRY_AGENTS": json.dumps(agents)}
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -77,6 +84,9 @@ def test_settings_round_trip_through_the_environment() -> None:
         ({"AGENTRY_MAX_REQUEST_BYTES": "0"}, "AGENTRY_MAX_REQUEST_BYTES"),
         ({"AGENTRY_AGENTS": "{not json"}, "AGENTRY_AGENTS: not JSON"),
         ({"AGENTRY_AGENTS": '{"flights": {"model": "m"}}'}, "AGENTRY_AGENTS.flights.maxSteps"),
+        (_agents_with(maxSteps=0), "AGENTRY_AGENTS.flights.maxSteps"),
+        (_agents_with(maxSteps="many"), "AGENTRY_AGENTS.flights.maxSteps"),
+        (_agents_with(tokenBudget=-1), "AGENTRY_AGENTS.flights.tokenBudget"),
         ({"AGENTRY_DEFAULT_AGENT": "nobody"}, "AGENTRY_DEFAULT_AGENT: 'nobody'"),
     ],
 )

@@ -264,6 +264,76 @@ def test_messages_paginate_with_opaque_cursors(store: AgentStore, created: Agent
     assert [m.seq for m in page] == [0, 1, 2]
 
 
+def test_a_history_of_an_exact_multiple_of_the_page_has_no_empty_last_page(
+    store: AgentStore, created: AgentHeader
+) -> None:
+    # GIVEN six messages
+    for seq in range(1, 6):
+        store.put_step_message(AGENT, _text(seq, step=seq), TTL)
+    # WHEN they are paged two at a time
+    pages: list[list[int]] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = store.page_messages(AGENT, limit=2, cursor=cursor, upto=5)
+        pages.append([m.seq for m in page])
+        if cursor is None:
+            break
+    # THEN the third page is the last one: no empty page after it
+    assert pages == [[0, 1], [2, 3], [4, 5]]
+
+
+class _SmallPages:
+    """A DynamoDB client whose paginated queries answer two items a page (as DynamoDB's 1 MB
+    page would cut a long history)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.queries = 0
+
+    def get_paginator(self, operation: str) -> Any:
+        paginator = self._client.get_paginator(operation)
+        outer = self
+
+        class _Small:
+            def paginate(self, **kwargs: Any) -> Iterator[Any]:
+                for page in paginator.paginate(**kwargs, PaginationConfig={"PageSize": 2}):
+                    outer.queries += 1
+                    yield page
+
+        return _Small()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_messages_and_history_follow_every_page(store: AgentStore, created: AgentHeader) -> None:
+    # GIVEN seven messages, and a table that answers queries two items at a time
+    for seq in range(1, 7):
+        store.put_step_message(AGENT, _text(seq, step=seq), TTL)
+    small = _SmallPages(store.client)
+    paged = AgentStore(store.table_name, client=small)
+    # WHEN every message, then a plan's history, is read
+    every = paged.messages(AGENT)
+    history = paged.history(_header(message_count=7))
+    # THEN both followed the pages to the end
+    assert [m.seq for m in every] == list(range(7))
+    assert [m.seq for m in history.messages] == list(range(7))
+    assert small.queries >= 8
+
+
+def test_a_null_next_step_reads_as_no_step_awaited(store: AgentStore, created: AgentHeader) -> None:
+    # GIVEN a header whose nextStep was written as a DynamoDB NULL
+    store.client.update_item(
+        TableName=store.table_name,
+        Key={"pk": {"S": agent_pk(AGENT)}, "sk": {"S": "META"}},
+        UpdateExpression="SET nextStep = :null",
+        ExpressionAttributeValues={":null": {"NULL": True}},
+    )
+    # WHEN it is read THEN no step is awaited (not the model's default, a plan)
+    header = store.get_header(AGENT)
+    assert header.next_step is None
+
+
 @pytest.mark.parametrize(
     "cursor",
     ["%%%", base64.urlsafe_b64encode(b"-1").decode(), "MDAx", "9" * 5000],

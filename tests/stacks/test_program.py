@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentry_platform.lib.model_catalog import ProfileKind
+from agentry_runtime import __version__ as runtime_version
 from agentry_runtime.contract import Env
 from agentry_stacks.cli import app
 from agentry_stacks.deploy.config import EnvironmentConfig, load_stack_config
@@ -241,8 +242,9 @@ def test_functions_are_traced_logged_and_stamped(graph: dict[str, Any], repo_roo
             f"/aws/lambda/{inputs['name']}"
         )
         assert retention.get(log_group) == config.log_retention_days
-        # AND the runtime version is stamped as tag, environment variable and description
-        assert version
+        # AND the runtime version (the bundled package's own) is stamped as tag, environment
+        # variable and description
+        assert version == runtime_version
         assert inputs["tags"]["RuntimeVersion"] == version
         assert version in inputs["description"]
 

@@ -25,7 +25,7 @@ from agentry_runtime.contract import ErrorType, Status, agent_pk, tool_sk
 from agentry_runtime.loop import MAX_CALLS_PER_TURN
 from agentry_runtime.settings import LoopSettings
 from agentry_runtime.state import Outcome
-from agentry_runtime.tools import ToolContext, ToolRegistry
+from agentry_runtime.tools import MAX_ERROR_CHARS, ToolContext, ToolRegistry
 
 GOAL = "Do the task"
 World = Callable[..., MemoryWorld]
@@ -311,6 +311,7 @@ _OUTPUTS: dict[str, Callable[[], Any]] = {
 _ERRORS: dict[str, Callable[[], BaseException]] = {
     "an error with a lone surrogate": lambda: ValueError("broken \udcff message"),
     "an error whose message cannot be read": _UnprintableError,
+    "a huge error message": lambda: RuntimeError("e" * 50_000),
 }
 
 
@@ -341,3 +342,6 @@ def test_any_tool_output_is_stored_and_the_agent_goes_on(memory_world: World, ca
     recorded = world.store.get_message(agent_id, claim.result_seq, consistent=True)
     assert recorded is not None
     assert recorded.tool_name == "odd"
+    # AND what the model reads of an error is bounded (the logs keep the rest)
+    if case in _ERRORS:
+        assert len(text) < MAX_ERROR_CHARS + 1000

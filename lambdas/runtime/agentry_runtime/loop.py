@@ -80,8 +80,6 @@ __all__ = ["AgentLoop", "StepOutcome", "StepResult"]
 
 #: Most tool calls one assistant turn may ask for (more become a correction).
 MAX_CALLS_PER_TURN = 20
-#: Longest error text kept from a failed tool (the model reads it; logs keep the rest).
-MAX_ERROR_CHARS = 4000
 #: Added to a tool's own timeout to make its lease: a healthy call is never taken over.
 LEASE_MARGIN_SECONDS = 30
 #: Kept free at the end of a chain's invocation: its last commit and the batch's response.
