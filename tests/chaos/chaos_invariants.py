@@ -23,8 +23,9 @@ At rest, for every agent:
   allowed transition;
 - each lifecycle transition is announced at least once (unless its stream record was given up
   during an announcer outage) and never twice for one header version and nonce, beyond what a
-  lost PutEvents response or a publisher that died before marking it explains; a human is
-  mailed once per failure parked for them, and every agent parked for a human was mailed.
+  lost PutEvents response or a publisher that died (or whose mark failed) before marking it
+  explains; a human is mailed once per failure parked for them, and every agent parked for a
+  human was mailed.
 
 And for the batch: no error that no fault, crash or race explains; no request Bedrock would
 reject; no stream record given up while the announcer was up; one agent per create request.
@@ -414,7 +415,7 @@ def _lifecycle(world: ChaosWorld, agent: _Agent, ended_badly: set[str]) -> list[
             continue
         key = (delivery.detail_type, int(delivery.detail["step"]))
         delivered[key] += 1
-        if delivery.lost or delivery.actor in ended_badly:
+        if delivery.lost or delivery.actor in ended_badly or delivery.actor in world.seen.unmarked:
             excused[key] += 1
     for key in sorted(set(due) | set(delivered)):
         kind, step = key

@@ -48,6 +48,7 @@ from agentry_platform.lib.patterns import error_pattern, step_pattern
 from agentry_platform.lib.recovery_definition import recovery_definition
 from agentry_runtime.agents import Agent, AgentCatalog
 from agentry_runtime.contract import StepRequested
+from agentry_runtime.errors import StoreError
 from agentry_runtime.events import Publisher
 from agentry_runtime.loop import AgentLoop, StepResult
 from agentry_runtime.model import ModelClient, ModelSettings
@@ -173,6 +174,9 @@ class Observations:
     given_up: list[tuple[int, int, bool]] = field(default_factory=list)
     #: Agent ids created per client request (a goal is unique per request).
     created: dict[str, list[str]] = field(default_factory=dict)
+    #: Announcers whose mark of a published lifecycle event failed (after the client's
+    #: retries): a replay after the claim's lease publishes it again, as documented.
+    unmarked: set[str] = field(default_factory=set)
 
 
 class ChaosWorld:
@@ -217,6 +221,7 @@ class ChaosWorld:
         )
         store_type = AgentStore if options.claims else _ClaimlessStore
         self.store = store_type(self.names, client=dynamodb)
+        self._observe_marks()
         agents = AgentCatalog.of(*self._agents(session))
         self.publisher = Publisher(
             self.names,
@@ -361,6 +366,19 @@ class ChaosWorld:
                 )
             )
         return agents
+
+    def _observe_marks(self) -> None:
+        """Note the announcers whose ``finish_announcement`` failed (the store's own method)."""
+        finish = self.store.finish_announcement
+
+        def observed(agent_id: str, version: int, nonce: int) -> None:
+            try:
+                finish(agent_id, version, nonce)
+            except StoreError:
+                self.seen.unmarked.add(self._current_actor())
+                raise
+
+        self.store.finish_announcement = observed  # type: ignore[method-assign]
 
     # --- reading moto's state (what the managed services know) --------------------------------
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 from support.agents import flights_tools
 from support.memory_world import MemoryWorld
 
+from agentry_offline.bedrock import error_response
 from agentry_offline.model import Faults, OfflineModel
 from agentry_runtime.contract import DetailType, ErrorType, StepKind, StepRequested
 from agentry_runtime.loop import StepOutcome
@@ -279,3 +282,43 @@ def test_the_token_cap_stops_the_agent_with_budget_exceeded(memory_world: World)
     assert header.usage.total >= 10
     assert len(world.bedrock.requests) == 1
     assert world.bookings(agent_id) == []
+
+
+def test_a_redelivery_commits_the_turn_its_dead_worker_wrote_without_asking_the_model(
+    memory_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a worker that wrote its plan's turn (a booking) and died before its header was
+    # written, and a model that is down when the step's event comes back
+    script = OfflineModel()
+    down: list[bool] = []
+
+    def responder(model_id: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        if down:
+            return error_response(503, "ServiceUnavailableException", "Bedrock is down")
+        return script(model_id, body)
+
+    world = memory_world(responder=responder)
+    agent_id = world.start(GOAL)
+    world.announce()
+    event = world.queue.popleft()
+
+    def died(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the worker died")
+
+    with monkeypatch.context() as dying:
+        dying.setattr(world.store, "commit", died)
+        with pytest.raises(RuntimeError):
+            world.deliver(event, chain=False)
+    asked = len(world.bedrock.requests)
+    # WHEN the event is delivered again while the model is down
+    down.append(True)
+    result = world.deliver(event, chain=False)
+    # THEN the step commits the turn its dead worker wrote, without asking the model again
+    assert result.outcome == StepOutcome.COMMITTED
+    assert len(world.bedrock.requests) == asked
+    assert world.store.get_header(agent_id).next_step == StepKind.ACT
+    # AND once the model is back, the agent completes with its history whole
+    down.clear()
+    world.run()
+    assert world.store.get_header(agent_id).status == Status.COMPLETED
+    assert len(world.bookings(agent_id)) == 1

@@ -117,6 +117,7 @@ class _Memory:
     def __init__(self) -> None:
         self.summary: Summary | None = None
         self.messages: list[Message] | None = None
+        self.next_message: Message | None = None
 
     def history(
         self, store: AgentStore, header: AgentHeader
@@ -125,7 +126,13 @@ class _Memory:
         if self.messages is None:
             read = store.history(header)
             self.summary, self.messages = read.summary, list(read.messages)
+            self.next_message = read.next_message
         return self.summary, list(self.messages)
+
+    def already_written(self, seq: int) -> Message | None:
+        """Message ``seq`` if the store already held it when the history was read (once)."""
+        found, self.next_message = self.next_message, None
+        return found if found is not None and found.seq == seq else None
 
     def compacted(self, summary: Summary) -> None:
         """Forget what ``summary`` now stands for."""
@@ -364,6 +371,24 @@ class AgentLoop:
                 f"the agent used {header.usage.total} tokens of its cap of {cap}",
             )
         summary, messages = memory.history(self.store, header)
+        written = memory.already_written(header.message_count)
+        if written is not None and written.step == header.step:
+            # A delivery of this very step decided it already and died before its header was
+            # written (a chain's worker, whose redelivery is this): commit that decision. Asking
+            # the model again could fail the step and leave the turn, whose calls may have run,
+            # to be overwritten by a later step.
+            visible = {u.tool_use_id for m in messages for u in m.tool_uses()}
+            decision = self._redecide(header, agent, written, visible)
+            self._write_rest(header, decision.messages[1:])
+            memory.add(decision.messages)
+            metrics.add_metric(name="StepsAdopted", unit="Count", value=1)
+            return header.model_copy(
+                update={
+                    "step": header.step + 1,
+                    "usage": header.usage.plus(_usage_of(written)),
+                    **decision.update,
+                }
+            )
         goal = summary.goal if summary else (messages[0].text() if messages else "")
         system = system_prompt(agent.system_prompt, self._today())
         tool_specs = agent.tools.specs()
@@ -643,11 +668,15 @@ class AgentLoop:
             # Another worker decided this step first: commit its decision, not ours.
             decision = self._redecide(header, agent, existing, visible)
             rest = decision.messages[1:]
-        for message in rest:
+        self._write_rest(header, rest)
+        return decision
+
+    def _write_rest(self, header: AgentHeader, messages: list[Message]) -> None:
+        """Write the messages of a decision after its first (its lock), in order."""
+        for message in messages:
             other = self.store.put_step_message(header.agent_id, message, header.ttl)
             if other is not None and other.step != header.step:
                 raise _Moved(f"message {message.seq} belongs to step {other.step}")
-        return decision
 
     def _redecide(
         self, header: AgentHeader, agent: Agent, first: Message, visible: set[str]
