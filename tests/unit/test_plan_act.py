@@ -13,11 +13,18 @@ from typing import Any
 
 import pytest
 from support.agents import flights_tools
-from support.memory_world import MemoryWorld
+from support.memory_world import TABLE, MemoryWorld
 
 from agentry_offline.bedrock import error_response
 from agentry_offline.model import Faults, OfflineModel
-from agentry_runtime.contract import DetailType, ErrorType, StepKind, StepRequested
+from agentry_runtime.contract import (
+    TTL_ATTRIBUTE,
+    DetailType,
+    ErrorType,
+    StepKind,
+    StepRequested,
+    agent_pk,
+)
 from agentry_runtime.loop import StepOutcome
 from agentry_runtime.settings import LoopSettings
 from agentry_runtime.state import Status
@@ -322,3 +329,25 @@ def test_a_redelivery_commits_the_turn_its_dead_worker_wrote_without_asking_the_
     world.run()
     assert world.store.get_header(agent_id).status == Status.COMPLETED
     assert len(world.bookings(agent_id)) == 1
+
+
+def test_every_item_an_agent_leaves_expires_with_it(memory_world: World) -> None:
+    # GIVEN the flight agent, run to its end
+    world = memory_world()
+    agent_id = world.start(GOAL)
+    world.run()
+    assert world.store.get_header(agent_id).status == Status.COMPLETED
+    # WHEN its items are read
+    items = world.dynamodb.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": agent_pk(agent_id)}},
+    )["Items"]
+    # THEN each kind of item the platform wrote (header, info, messages, tool claims) carries
+    # the agent's expiry: none outlives it (the flight tool's own booking items are its own)
+    kinds = {item["sk"]["S"].split("#", 1)[0] for item in items}
+    assert {"META", "INFO", "MSG", "TOOL"} <= kinds
+    ttl = world.store.get_header(agent_id).ttl
+    for item in items:
+        if item["sk"]["S"].split("#", 1)[0] in {"META", "INFO", "MSG", "TOOL", "SUMMARY"}:
+            assert item.get(TTL_ATTRIBUTE) == {"N": str(ttl)}, item["sk"]
