@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from support.agents import MODEL_ID
 from support.memory_world import MemoryWorld
 
+from agentry_offline.bedrock import error_response
 from agentry_offline.script import Script, ScriptedModel
 from agentry_runtime.contract import StepKind, StepRequested
 from agentry_runtime.model import ModelClient, ModelSettings
@@ -165,3 +166,96 @@ def test_a_cancel_that_lands_mid_chain_stops_the_next_call_with_an_effect(
 
 def _call(name: str) -> dict[str, Any]:
     return {"toolUse": [{"name": name, "input": {}}]}
+
+
+def test_a_takeover_commits_every_turn_its_dead_chain_wrote_without_asking_the_model(
+    memory_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a chaining worker that looked up twice, then charged, and died as it started the
+    # answer's plan, having written the header only when the chain began
+    tools = ToolRegistry()
+    charges: list[str] = []
+
+    @tools.tool(timeout_seconds=5, read_only=True)
+    def lookup(args: _Empty, ctx: ToolContext) -> dict[str, Any]:
+        """Looks something up."""
+        return {"found": True}
+
+    @tools.tool(timeout_seconds=5)
+    def charge(args: _Empty, ctx: ToolContext) -> dict[str, Any]:
+        """Charges a card."""
+        charges.append(ctx.tool_use_id)
+        return {"charged": True}
+
+    script = ScriptedModel(
+        Script.model_validate(
+            {"turns": [_call("lookup"), _call("lookup"), _call("charge"), {"text": "Done."}]}
+        )
+    )
+    down: list[bool] = []
+
+    def responder(model_id: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        if down:
+            return error_response(503, "ServiceUnavailableException", "Bedrock is down")
+        return script(model_id, body)
+
+    world = memory_world(tools=tools, responder=responder, worker_seconds=FIFTEEN_MINUTES)
+    _quick_model(world)
+    plan = world.loop._plan
+    plans = {"n": 0}
+
+    def dying_plan(*args: Any, **kwargs: Any) -> Any:
+        plans["n"] += 1
+        if plans["n"] == 4:
+            raise SystemExit("the worker's process died")
+        return plan(*args, **kwargs)
+
+    agent_id = world.start(GOAL)
+    with monkeypatch.context() as dying:
+        dying.setattr(world.loop, "_plan", dying_plan)
+        with pytest.raises(SystemExit):
+            world.run()
+    in_flight = world.delivered[-1]
+    held = world.store.get_header(agent_id)
+    assert held.message_count == 2  # only the first turn is counted: the rest lies past it
+    assert len(charges) == 1
+    # WHEN the chain's deadline passes and its event comes back while the model is down
+    world.store.commit(held.version, held.model_copy(update={"runner_until": 1.0}))
+    world.skip_announcements()
+    asked = len(world.bedrock.requests)
+    down.append(True)
+    world.deliver(in_flight)
+    # THEN the takeover committed each turn the dead chain wrote, in order, and asked the model
+    # only for the answer after them (which fails while it is down); nothing was charged twice
+    header = world.store.get_header(agent_id)
+    history = world.store.messages(agent_id, last=header.message_count - 1)
+    assert [m.tool_name for m in history if m.tool_name] == ["lookup", "lookup", "charge"]
+    assert len(world.bedrock.requests) - asked == world.bedrock.total_max_attempts
+    assert len(charges) == 1
+
+
+def test_a_takeover_writes_its_own_lease_before_its_first_step_folds(memory_world: World) -> None:
+    # GIVEN an agent whose chaining worker died (its lease passed)
+    world = memory_world(worker_seconds=FIFTEEN_MINUTES)
+    _quick_model(world)
+    agent_id = world.start(GOAL)
+    header = world.store.get_header(agent_id)
+    world.store.commit(header.version, header.model_copy(update={"runner_until": 1.0}))
+    world.skip_announcements()
+    writes = world.header_writes(agent_id)
+    leases: list[float | None] = []
+    commit = world.store.commit
+
+    def observed(expected: int, after: Any) -> Any:
+        leases.append(after.runner_until)
+        return commit(expected, after)
+
+    world.store.commit = observed  # type: ignore[method-assign]
+    # WHEN its event is delivered again and the new worker chains
+    world.deliver(StepRequested(agent_id=agent_id, step=0, kind=StepKind.PLAN))
+    # THEN its first commit carries its own lease (so other stale deliveries leave the agent to
+    # it), and the rest of the chain folds as usual
+    assert leases[0] is not None
+    assert leases[0] > 1.0
+    assert world.header_writes(agent_id) - writes == 2
+    assert world.store.get_header(agent_id).status == Status.COMPLETED

@@ -117,7 +117,7 @@ class _Memory:
     def __init__(self) -> None:
         self.summary: Summary | None = None
         self.messages: list[Message] | None = None
-        self.next_message: Message | None = None
+        self.ahead: dict[int, Message] = {}
 
     def history(
         self, store: AgentStore, header: AgentHeader
@@ -126,13 +126,13 @@ class _Memory:
         if self.messages is None:
             read = store.history(header)
             self.summary, self.messages = read.summary, list(read.messages)
-            self.next_message = read.next_message
+            self.ahead = {m.seq: m for m in read.ahead}
         return self.summary, list(self.messages)
 
     def already_written(self, seq: int) -> Message | None:
-        """Message ``seq`` if the store already held it when the history was read (once)."""
-        found, self.next_message = self.next_message, None
-        return found if found is not None and found.seq == seq else None
+        """Message ``seq`` if the store already held it, past the header's count, when the
+        history was read (each is offered once)."""
+        return self.ahead.pop(seq, None)
 
     def compacted(self, summary: Summary) -> None:
         """Forget what ``summary`` now stands for."""
@@ -232,6 +232,10 @@ class AgentLoop:
         memory = _Memory()
         steps = 0
         committed_at = self._clock()
+        # Whether this invocation wrote its own runner lease. A header whose lease expired (a
+        # dead chain's, which this delivery takes over) is written at the first step, so other
+        # stale deliveries find the new lease and leave the agent to this one.
+        leased = False
         # Whether ``header`` was read or written just before this step. A step folded into a
         # later commit leaves it stale: a cancel may have landed since.
         fresh = True
@@ -249,7 +253,7 @@ class AgentLoop:
             after = after.model_copy(update={"runner_until": deadline if going_on else None})
             if (
                 going_on
-                and header.runner_until is not None
+                and leased
                 and (kind == StepKind.ACT or self._clock() - committed_at < COMMIT_EVERY_SECONDS)
             ):
                 # Inside a chain a step's header need not be written: what the step decided or
@@ -271,6 +275,7 @@ class AgentLoop:
                     return StepResult(StepOutcome.CONFLICT, header, reason, steps)
                 committed_at = self._clock()
                 fresh = True
+                leased = going_on
             steps += 1
             metrics.add_metric(name="StepsCommitted", unit="Count", value=1)
             if not going_on or written.next_step is None:
@@ -374,9 +379,9 @@ class AgentLoop:
         written = memory.already_written(header.message_count)
         if written is not None and written.step == header.step:
             # A delivery of this very step decided it already and died before its header was
-            # written (a chain's worker, whose redelivery is this): commit that decision. Asking
-            # the model again could fail the step and leave the turn, whose calls may have run,
-            # to be overwritten by a later step.
+            # written (a chain's worker, whose redelivery is this; its later steps' turns come
+            # next, step by step): commit that decision. Asking the model again could fail the
+            # step and leave the turn, whose calls may have run, to a later step to overwrite.
             visible = {u.tool_use_id for m in messages for u in m.tool_uses()}
             decision = self._redecide(header, agent, written, visible)
             self._write_rest(header, decision.messages[1:])

@@ -108,15 +108,15 @@ class History:
         summary: Summary | None,
         messages: list[Message],
         strong: bool,
-        next_message: Message | None = None,
+        ahead: list[Message] | None = None,
     ) -> None:
         self.summary = summary
         self.messages = messages
         #: Whether a strongly consistent read was needed (the eventual one was incomplete).
         self.strong = strong
-        #: A message already at the header's count: written by a step whose header was never
-        #: committed (a chain that died, a concurrent delivery), or ``None``.
-        self.next_message = next_message
+        #: Messages already past the header's count: written by steps whose header was never
+        #: written (a chain whose worker died, a concurrent delivery), in order.
+        self.ahead = ahead or []
 
 
 class AgentStore:
@@ -427,9 +427,9 @@ class AgentStore:
 
         Both are read eventually consistently (half the read units); the messages must then be
         exactly ``summary+1 .. message_count-1``, contiguous. If they are not (a write not yet
-        visible), both are read again strongly. The same query also returns the message at
-        ``message_count`` if one is there already (``History.next_message``): it costs nothing
-        when there is none.
+        visible), both are read again strongly. The same query also returns the messages past
+        ``message_count`` if any are there already (``History.ahead``): it costs nothing when
+        there are none.
         """
         agent_id = header.agent_id
         first = header.summary_upto_seq + 1
@@ -443,11 +443,11 @@ class AgentStore:
                 if item is None:
                     continue
                 summary = _item_to_summary(item)
-            read = self.messages(agent_id, first=first, last=last + 1, consistent=consistent)
+            read = self.messages(agent_id, first=first, consistent=consistent)
             messages = [m for m in read if m.seq <= last]
-            after = next((m for m in read if m.seq == last + 1), None)
+            ahead = [m for m in read if m.seq > last]
             if [m.seq for m in messages] == list(range(first, last + 1)):
-                return History(summary, messages, strong=consistent, next_message=after)
+                return History(summary, messages, strong=consistent, ahead=ahead)
         raise CorruptItemError(
             f"agent {agent_id!r}: the header counts messages {first}..{last} "
             "that a strongly consistent read does not find"
