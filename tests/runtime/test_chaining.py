@@ -1,5 +1,5 @@
 """Chained steps: a worker runs an agent's next steps in the same invocation while the worst
-case of each fits, committing a chain's act together with the plan after it.
+case of each fits, writing the header when the chain starts, at least every 10 s, and at its end.
 
 The model client here gives up after one 5 s attempt, so its worst case (10 s) fits many times
 in a 15-minute invocation; the default client's does not, and then only acts chain.

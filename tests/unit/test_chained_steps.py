@@ -1,5 +1,6 @@
 """Chained steps on the in-memory table: a worker runs an agent's next steps while each one's
-worst case fits, and commits a chain's act together with the plan after it.
+worst case fits, writes the header when the chain starts, at least every 10 s and at its end,
+and a takeover of a dead chain adopts what it wrote.
 
 The model client here gives up after one 5 s attempt, so its worst case (10 s) fits many times
 in a 15-minute invocation; the default client's does not, and then only acts chain.

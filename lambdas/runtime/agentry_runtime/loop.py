@@ -716,7 +716,7 @@ class AgentLoop:
         deadline: float | None,
         memory: _Memory,
         *,
-        fresh: bool = True,
+        fresh: bool,
     ) -> AgentHeader:
         turn_seq = header.message_count - 1
         turn = (
