@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -325,7 +326,10 @@ def bench(
 
     # Thousands of measured steps would print their INFO lines; warnings still show.
     runtime_logger.setLevel(logging.WARNING)
-    report = run_bench(quick=quick, stack=stack)
+    # The measured handlers flush Powertools' EMF documents to stdout, as Lambda wants; here
+    # they are not part of the report and would make `--json` unparseable, so they are dropped.
+    with redirect_stdout(io.StringIO()):
+        report = run_bench(quick=quick, stack=stack)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     elif markdown_output:
