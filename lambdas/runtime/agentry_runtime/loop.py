@@ -47,6 +47,7 @@ from agentry_runtime.errors import (
     ToolError,
     UnknownAgentError,
 )
+from agentry_runtime.interrupted import settle_stored, stated_result
 from agentry_runtime.model import ModelTurn, estimate_tokens
 from agentry_runtime.observability import logger, metrics, record_agent_error, record_model_call
 from agentry_runtime.prompts import (
@@ -57,6 +58,7 @@ from agentry_runtime.prompts import (
 )
 from agentry_runtime.sanitize import bounded_text
 from agentry_runtime.state import (
+    BUDGETED,
     AgentHeader,
     ClaimStatus,
     Message,
@@ -87,9 +89,6 @@ CHAIN_MARGIN_SECONDS = 3.0
 #: Inside a chain, a plan writes the header at least this often (acts never do): the API and
 #: the reconciler see a chain progress while it saves the writes of the steps in between.
 COMMIT_EVERY_SECONDS = 10.0
-#: Outcomes a tool budget counts: calls that took effect, or may have. A call the tool itself
-#: reported as failed did not (and may be retried), nor did a rejected or skipped one.
-BUDGETED = frozenset({Outcome.SUCCEEDED, Outcome.UNKNOWN})
 
 
 class StepOutcome(StrEnum):
@@ -376,6 +375,8 @@ class AgentLoop:
                 f"the agent used {header.usage.total} tokens of its cap of {cap}",
             )
         summary, messages = memory.history(self.store, header)
+        if messages and messages[-1].role == "assistant" and messages[-1].tool_uses():
+            header, messages = self._answer_interrupted(header, memory, messages)
         written = memory.already_written(header.message_count)
         if written is not None and written.step == header.step:
             # A delivery of this very step decided it already and died before its header was
@@ -426,6 +427,29 @@ class AgentLoop:
                 **decision.update,
             }
         )
+
+    def _answer_interrupted(
+        self, header: AgentHeader, memory: _Memory, messages: list[Message]
+    ) -> tuple[AgentHeader, list[Message]]:
+        """The history ends with calls no act answered: the act failed before recording them,
+        and recovery asked for this plan. Answer them first, as a resume does (with what their
+        worker recorded, else what the platform can state: ``interrupted``), or Converse
+        refuses the prompt and the recovery sends the agent to a person for nothing."""
+        ahead = sorted(memory.ahead.values(), key=lambda m: m.seq)
+        settled = settle_stored(self.store, header, [messages[-1], *ahead], step=header.step)
+        answered = [*settled.adopted, *(self._record(header, m) for m in settled.written)]
+        for message in answered:
+            memory.ahead.pop(message.seq, None)
+        memory.add(answered)
+        header = header.model_copy(
+            update={
+                "message_count": header.message_count + settled.count,
+                "tool_call_count": header.tool_call_count + settled.calls_run,
+                "tool_uses": settled.tool_uses(header.tool_uses),
+                "usage": settled.usage(header.usage),
+            }
+        )
+        return header, [*messages, *answered]
 
     def _maybe_compact(
         self,
@@ -1027,21 +1051,7 @@ def _result_message(
 def _plain_result(
     header: AgentHeader, seq: int, call: ToolUse, text: str, outcome: Outcome
 ) -> Message:
-    return Message(
-        seq=seq,
-        role="user",
-        content=[
-            ToolResultBlock(
-                tool_result=ToolResult(
-                    tool_use_id=call.tool_use_id, content=[{"text": text}], status="error"
-                )
-            )
-        ],
-        step=header.step,
-        origin=Origin.TOOL,
-        outcome=outcome,
-        tool_name=call.name,
-    )
+    return stated_result(seq, header.step, call, text, outcome)
 
 
 def _first_error(exc: ValidationError) -> str:

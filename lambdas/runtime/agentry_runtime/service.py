@@ -24,6 +24,7 @@ from agentry_runtime.errors import (
     UnknownToolCallError,
 )
 from agentry_runtime.identity import Caller, Operators
+from agentry_runtime.interrupted import Settlement, settle_stored
 from agentry_runtime.pricing import cost_view
 from agentry_runtime.state import (
     AgentHeader,
@@ -180,13 +181,23 @@ class AgentService:
         """
         header = self.header(agent_id, caller)
         target = check_transition(header.status, Status.RESUMED)
-        message = self._message(header, instruction, Origin.OPERATOR, _who(caller))
+        settled = self._settle(header)
+        message = self._message(
+            header,
+            instruction,
+            Origin.OPERATOR,
+            _who(caller),
+            seq=header.message_count + settled.count,
+        )
         resumed = header.model_copy(
             update={
                 "status": target,
                 "step": header.step + 1,
                 "next_step": StepKind.PLAN,
-                "message_count": header.message_count + 1,
+                "message_count": message.seq + 1,
+                "tool_call_count": header.tool_call_count + settled.calls_run,
+                "tool_uses": settled.tool_uses(header.tool_uses),
+                "usage": settled.usage(header.usage),
                 "recovery_attempts": 0,
                 "steps_granted_at": header.step + 1,
                 "consecutive_tool_failures": 0,
@@ -195,7 +206,14 @@ class AgentService:
                 "budget_strikes": 0,
             }
         )
-        return self.store.commit_with_messages(header.version, resumed, [message])
+        return self.store.commit_with_messages(header.version, resumed, [*settled.written, message])
+
+    def _settle(self, header: AgentHeader) -> Settlement:
+        """What an interrupted step left at the end of the history, settled for a person's
+        message to follow it (``interrupted``). One strong read of the last counted message
+        onwards: nothing else, unless a step was interrupted."""
+        stored = self.store.messages(header.agent_id, first=max(header.message_count - 1, 0))
+        return settle_stored(self.store, header, stored, step=header.step + 1)
 
     def follow_up(self, agent_id: str, text: str, *, caller: Caller | None = None) -> AgentHeader:
         """Continue a COMPLETED agent's conversation with a new user message.
@@ -498,9 +516,17 @@ class AgentService:
             "nextCursor": next_cursor,
         }
 
-    def _message(self, header: AgentHeader, text: str, origin: Origin, author: str) -> Message:
+    def _message(
+        self,
+        header: AgentHeader,
+        text: str,
+        origin: Origin,
+        author: str,
+        *,
+        seq: int | None = None,
+    ) -> Message:
         return Message(
-            seq=header.message_count,
+            seq=header.message_count if seq is None else seq,
             role="user",
             content=[TextBlock(text=text)],
             step=header.step + 1,

@@ -16,6 +16,7 @@ from agentry_runtime.contract import SCHEMA_VERSION, ErrorType, Status, StepKind
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "BUDGETED",
     "AgentHeader",
     "AgentInfo",
     "ClaimStatus",
@@ -203,6 +204,11 @@ class Outcome(StrEnum):
     REJECTED = "REJECTED"
     #: It never ran: the agent was cancelled, or the tool's budget was spent.
     SKIPPED = "SKIPPED"
+
+
+#: Outcomes a tool budget counts: calls that took effect, or may have. A call the tool itself
+#: reported as failed did not (and may be retried), nor did a rejected or skipped one.
+BUDGETED = frozenset({Outcome.SUCCEEDED, Outcome.UNKNOWN})
 
 
 class Message(BaseModel):

@@ -547,6 +547,25 @@ class AgentStore:
             return False
         return True
 
+    def withhold(self, claim: ToolClaim, *, ttl: int | None) -> bool:
+        """Record ``claim`` (a rejection) over nothing or over an approval no worker took, so
+        the call can never be claimed; ``False`` if a worker took it, or it was rejected."""
+        item = _claim_to_item(claim, ttl)
+        self._check_sizes(claim.agent_id, [item])
+        try:
+            self._call(
+                "put_item",
+                TableName=self.table_name,
+                Item=_serialize(item),
+                # What claim_tool can take, exactly: nothing, or an approval.
+                ConditionExpression="attribute_not_exists(#sk) OR #status = :approved",
+                ExpressionAttributeNames={"#sk": SORT_KEY, "#status": "status"},
+                ExpressionAttributeValues={":approved": {"S": ClaimStatus.APPROVED.value}},
+            )
+        except ConditionFailedError:
+            return False
+        return True
+
     # --- announcements --------------------------------------------------------------------
 
     def claim_announcement(
