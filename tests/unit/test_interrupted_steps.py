@@ -6,6 +6,7 @@ every later plan is a request Converse accepts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from support.agents import MODEL_ID
 from support.memory_world import MemoryWorld
 
 from agentry_offline.script import Script, ScriptedModel
-from agentry_runtime.contract import ErrorType, StepKind
+from agentry_runtime.contract import ErrorType, StepKind, StepRequested
 from agentry_runtime.errors import AgentError
 from agentry_runtime.interrupted import NOT_RUN_REASON, settle
 from agentry_runtime.model import ModelClient, ModelSettings
@@ -75,6 +76,20 @@ def _park(world: MemoryWorld, agent_id: str) -> AgentHeader:
     )
 
 
+def _next_step(world: MemoryWorld) -> StepRequested:
+    """Announce what was committed, and take the step event it made."""
+    world.announce()
+    return world.queue.popleft()
+
+
+def _stale_charge(message: Message) -> Message:
+    """An older version of ``message``: a charge a failed step wrote at its seq."""
+    call = ToolUse(tool_use_id="tooluse_old", name="charge", input={})
+    return message.model_copy(
+        update={"step": message.step - 1, "content": [ToolUseBlock(tool_use=call)]}
+    )
+
+
 def test_a_resume_after_an_act_that_failed_before_its_calls_answers_them_and_runs_on(
     memory_world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,10 +97,8 @@ def test_a_resume_after_an_act_that_failed_before_its_calls_answers_them_and_run
     # definition left the stack's config), and which a person now holds
     world = _world(memory_world, [_call("charge"), {"text": "Done."}])
     agent_id = world.start(GOAL)
-    world.announce()
-    world.deliver(world.queue.popleft(), chain=False)
-    world.announce()
-    act = world.queue.popleft()
+    world.deliver(_next_step(world), chain=False)
+    act = _next_step(world)
 
     def undefined(header: AgentHeader) -> Any:
         raise AgentError(ErrorType.AGENT_NOT_DEFINED, "the definition left the config")
@@ -262,10 +275,8 @@ def test_a_recovery_after_an_act_that_failed_before_its_calls_plans_with_them_an
     # retryable error: the recovery machine asks for a new plan, as it writes it)
     world = _world(memory_world, [_call("charge"), {"text": "Done."}])
     agent_id = world.start(GOAL)
-    world.announce()
-    world.deliver(world.queue.popleft(), chain=False)
-    world.announce()
-    act = world.queue.popleft()
+    world.deliver(_next_step(world), chain=False)
+    act = _next_step(world)
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise AgentError(ErrorType.INTERNAL, "an item could not be read")
@@ -296,3 +307,60 @@ def test_a_recovery_after_an_act_that_failed_before_its_calls_plans_with_them_an
     history = world.store.messages(agent_id, last=header.message_count - 1)
     assert [m.outcome for m in history if m.outcome] == [Outcome.SKIPPED]
     assert world.charges == []  # type: ignore[attr-defined]
+
+
+def test_an_act_never_runs_the_calls_of_an_overwritten_turn_a_stale_read_returns(
+    memory_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an agent whose plan committed a lookup at a message an earlier, failed step had
+    # written a charge at, and an eventually consistent read that still returns the charge
+    world = _world(memory_world, [_call("lookup"), {"text": "Done."}])
+    agent_id = world.start(GOAL)
+    world.deliver(_next_step(world), chain=False)
+    header = world.store.get_header(agent_id)
+    committed = world.store.messages(agent_id)[header.message_count - 1]
+    stale = _stale_charge(committed)
+    read = world.store.get_message
+
+    def lagging(agent: str, seq: int, *, consistent: bool = False) -> Message | None:
+        if seq == committed.seq and not consistent:
+            return stale
+        return read(agent, seq, consistent=consistent)
+
+    monkeypatch.setattr(world.store, "get_message", lagging)
+    # WHEN the act runs
+    world.deliver(_next_step(world), chain=False)
+    # THEN it ran the committed turn's lookup, and never the charge
+    assert world.charges == []  # type: ignore[attr-defined]
+    history = world.store.messages(agent_id)
+    assert [m.tool_name for m in history if m.tool_name] == ["lookup"]
+
+
+def test_a_plan_never_prompts_with_an_overwritten_turn_a_stale_read_returns(
+    memory_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an agent that looked something up, whose lookup's turn overwrote a charge an
+    # earlier, failed step had written there, and an eventually consistent read that still
+    # returns the charge (contiguous, but answered by a result for another call)
+    world = _world(memory_world, [_call("lookup"), {"text": "Done."}])
+    agent_id = world.start(GOAL)
+    world.deliver(_next_step(world), chain=False)
+    world.deliver(_next_step(world), chain=False)
+    committed = world.store.messages(agent_id)[1]
+    stale = _stale_charge(committed)
+    read = world.store.messages
+
+    def lagging(agent: str, **kwargs: Any) -> list[Message]:
+        messages = read(agent, **kwargs)
+        if kwargs.get("consistent", True):
+            return messages
+        return [stale if m.seq == stale.seq else m for m in messages]
+
+    monkeypatch.setattr(world.store, "messages", lagging)
+    # WHEN the next plan runs
+    world.deliver(_next_step(world), chain=False)
+    # THEN the model was asked with the committed lookup, never the stale charge
+    prompt = json.dumps(world.bedrock.requests[-1])
+    assert committed.tool_uses()[0].tool_use_id in prompt
+    assert "tooluse_old" not in prompt
+    assert world.store.get_header(agent_id).status == Status.COMPLETED

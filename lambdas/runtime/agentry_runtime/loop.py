@@ -743,11 +743,7 @@ class AgentLoop:
         fresh: bool,
     ) -> AgentHeader:
         turn_seq = header.message_count - 1
-        turn = (
-            memory.turn(turn_seq)
-            or self.store.get_message(header.agent_id, turn_seq)
-            or self.store.get_message(header.agent_id, turn_seq, consistent=True)
-        )
+        turn = memory.turn(turn_seq) or self._read_turn(header, turn_seq)
         if turn is None or turn.role != "assistant" or not turn.tool_uses():
             raise CorruptItemError(
                 f"agent {header.agent_id!r}: message {turn_seq} is not the turn with the calls"
@@ -779,6 +775,17 @@ class AgentLoop:
             outcomes.append(message)
         memory.add(outcomes)
         return self._after_act(header, agent, outcomes)
+
+    def _read_turn(self, header: AgentHeader, seq: int) -> Message | None:
+        """The turn the act runs: eventually consistent (half the units) when it proves current,
+        else strongly. A plan's turn may have overwritten an orphan at its seq (a turn an
+        earlier, failed step wrote), and an eventually consistent read can still return that
+        version: it has an older step. The turn of the plan just before this act has step
+        ``header.step - 1``, and a seq holds one version per step (``put_step_message``)."""
+        turn = self.store.get_message(header.agent_id, seq)
+        if turn is not None and turn.step == header.step - 1:
+            return turn
+        return self.store.get_message(header.agent_id, seq, consistent=True)
 
     def _settle_undecided(
         self, header: AgentHeader, turn_seq: int, index: int, call: ToolUse

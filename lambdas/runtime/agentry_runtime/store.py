@@ -426,10 +426,11 @@ class AgentStore:
         """What a plan step reads: the latest summary and the messages the header counts after it.
 
         Both are read eventually consistently (half the read units); the messages must then be
-        exactly ``summary+1 .. message_count-1``, contiguous. If they are not (a write not yet
-        visible), both are read again strongly. The same query also returns the messages past
-        ``message_count`` if any are there already (``History.ahead``): it costs nothing when
-        there are none.
+        exactly ``summary+1 .. message_count-1``, contiguous, each turn's calls answered by the
+        results that follow it and by no others. If they are not (a write not yet visible, or
+        an older version of a message a later step overwrote), both are read again strongly.
+        The same query also returns the messages past ``message_count`` if any are there
+        already (``History.ahead``): it costs nothing when there are none.
         """
         agent_id = header.agent_id
         first = header.summary_upto_seq + 1
@@ -446,7 +447,9 @@ class AgentStore:
             read = self.messages(agent_id, first=first, consistent=consistent)
             messages = [m for m in read if m.seq <= last]
             ahead = [m for m in read if m.seq > last]
-            if [m.seq for m in messages] == list(range(first, last + 1)):
+            if [m.seq for m in messages] == list(range(first, last + 1)) and (
+                consistent or _paired(messages)
+            ):
                 return History(summary, messages, strong=consistent, ahead=ahead)
         raise CorruptItemError(
             f"agent {agent_id!r}: the header counts messages {first}..{last} "
@@ -835,6 +838,25 @@ def _dynamodb_errors() -> Iterator[None]:
 
 
 # --- item sizes ---------------------------------------------------------------------------------
+
+
+def _paired(messages: Sequence[Message]) -> bool:
+    """Whether every tool result answers a call of the turn before it that nothing answered
+    yet, and no turn follows one with calls still unanswered (the last may await its act)."""
+    pending: set[str] | None = None  # None: results before the first turn answer older ones
+    for message in messages:
+        if message.role == "assistant":
+            if pending:
+                return False
+            pending = {call.tool_use_id for call in message.tool_uses()}
+            continue
+        for result in message.tool_results():
+            if pending is None:
+                continue
+            if result.tool_use_id not in pending:
+                return False
+            pending.discard(result.tool_use_id)
+    return True
 
 
 def item_size(item: Mapping[str, Any]) -> int:
