@@ -11,15 +11,19 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 from support.agents import MODEL_ID
 from support.memory_world import MemoryWorld
 
+from agentry_offline.bedrock import validate_request
 from agentry_offline.script import Script, ScriptedModel
 from agentry_runtime.contract import ErrorType, StepKind, StepRequested
 from agentry_runtime.errors import AgentError
-from agentry_runtime.interrupted import NOT_RUN_REASON, settle
+from agentry_runtime.interrupted import NOT_RUN_REASON, settle, stated_result
 from agentry_runtime.model import ModelClient, ModelSettings
+from agentry_runtime.prompts import converse_messages
 from agentry_runtime.state import (
     AgentHeader,
     ClaimStatus,
@@ -29,6 +33,8 @@ from agentry_runtime.state import (
     Status,
     TextBlock,
     ToolClaim,
+    ToolResult,
+    ToolResultBlock,
     ToolUse,
     ToolUseBlock,
 )
@@ -364,3 +370,103 @@ def test_a_plan_never_prompts_with_an_overwritten_turn_a_stale_read_returns(
     assert committed.tool_uses()[0].tool_use_id in prompt
     assert "tooluse_old" not in prompt
     assert world.store.get_header(agent_id).status == Status.COMPLETED
+
+
+# --- settle, over every way a step can be interrupted ------------------------------------------
+
+_TOOLS = {"tools": [{"toolSpec": {"name": "charge", "inputSchema": {"json": {"type": "object"}}}}]}
+
+
+def _result(seq: int, turn: Message, index: int) -> Message:
+    call = turn.tool_uses()[index]
+    return stated_result(seq, turn.step + 1, call, "ok", Outcome.SUCCEEDED).model_copy(
+        update={
+            "content": [
+                ToolResultBlock(
+                    tool_result=ToolResult(
+                        tool_use_id=call.tool_use_id, content=[{"text": "ok"}], status="success"
+                    )
+                )
+            ]
+        }
+    )
+
+
+@st.composite
+def _interrupted(draw: st.DrawFn) -> tuple[int, list[Message], dict[tuple[int, str], ToolClaim]]:
+    """A history cut by a dead step: the header's count, every stored message, the claims.
+
+    The acts ran their calls in order: those before the cut have a claim and a result; the one
+    it died in may have a claim; the rest have none, or a person's decision (a counted turn).
+    Turns past the header come from a chain (each after the results of the one before).
+    """
+    messages: list[Message] = [_user(0)]
+    claims: dict[tuple[int, str], ToolClaim] = {}
+    for _ in range(draw(st.integers(0, 2))):  # whole exchanges before
+        turn = _turn(len(messages), *["charge"] * draw(st.integers(1, 3)))
+        messages += [
+            turn,
+            *(_result(turn.seq + 1 + i, turn, i) for i in range(len(turn.tool_uses()))),
+        ]
+    count = len(messages)
+    counted_turn = draw(st.booleans())
+    turns = draw(st.integers(1, 3)) if counted_turn else draw(st.integers(0, 3))
+    for number in range(turns):
+        calls = draw(st.integers(1, 3))
+        turn = _turn(len(messages), *["charge"] * calls)
+        messages.append(turn)
+        if counted_turn and number == 0:
+            count = len(messages)
+        last = number == turns - 1
+        done = draw(st.integers(0, calls)) if last else calls
+        for index in range(calls):
+            if index < done:
+                claims[(turn.seq, turn.tool_uses()[index].tool_use_id)] = _claim(
+                    turn, index, ClaimStatus.IN_PROGRESS
+                )
+                messages.append(_result(turn.seq + 1 + index, turn, index))
+                continue
+            status = draw(
+                st.sampled_from(
+                    [None, ClaimStatus.IN_PROGRESS]
+                    if index == done
+                    else [None]
+                    + ([ClaimStatus.APPROVED, ClaimStatus.REJECTED] if number == 0 else [])
+                )
+            )
+            if status is not None:
+                claims[(turn.seq, turn.tool_uses()[index].tool_use_id)] = _claim(
+                    turn, index, status
+                )
+        if done < calls:
+            break
+    return count, messages, claims
+
+
+@given(_interrupted())
+@settings(max_examples=300, deadline=None)
+def test_whatever_a_dead_step_left_the_settled_history_is_valid_and_keeps_every_claimed_call(
+    case: tuple[int, list[Message], dict[tuple[int, str], ToolClaim]],
+) -> None:
+    count, stored, claims = case
+    # GIVEN a history cut anywhere by a dead step WHEN settled for a person's instruction
+    settled = settle("a", count, stored[count - 1 :], claims, step=99)
+    history = [*stored[:count], *settled.adopted, *settled.written]
+    history.append(_user(len(history)).model_copy(update={"origin": Origin.OPERATOR}))
+    # THEN the history is contiguous and a request Bedrock accepts (every call answered once)
+    assert [m.seq for m in history] == list(range(len(history)))
+    request = {"modelId": MODEL_ID, "messages": converse_messages(history), "toolConfig": _TOOLS}
+    assert validate_request(request) is None, validate_request(request)
+    # AND every call a worker claimed is in it, with the result its worker recorded or an
+    # unknown outcome, never "not executed"; only calls nothing ran are withheld
+    outcomes = {r.tool_use_id: m.outcome for m in history for r in m.tool_results() if m.outcome}
+    for (_, tool_use_id), claim in claims.items():
+        if claim.status == ClaimStatus.IN_PROGRESS:
+            assert outcomes[tool_use_id] in (Outcome.SUCCEEDED, Outcome.UNKNOWN)
+    withheld = {c.tool_use_id for c in settled.unrun}
+    assert withheld == {
+        tool_use_id for tool_use_id, outcome in outcomes.items() if outcome == Outcome.SKIPPED
+    }
+    for tool_use_id in withheld:
+        claim = next((c for c in claims.values() if c.tool_use_id == tool_use_id), None)
+        assert claim is None or claim.status == ClaimStatus.APPROVED
