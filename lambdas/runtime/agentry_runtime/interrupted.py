@@ -1,18 +1,20 @@
-"""What an interrupted step left behind, settled before a person's message joins the history.
+"""What an interrupted step left behind, settled before the history goes on without it.
 
 A step writes its messages before the header that counts them, and a chain folds several
 steps into one header write. A worker that dies in between leaves turns past the header whose
 calls may have run, or a counted turn whose calls have no results yet. The step's redelivery
 adopts them (``AgentLoop._plan``, ``AgentLoop._act``); but when the step never runs again (it
-was dead-lettered, or it failed), the agent waits for a person, and the person's message
-would go right after the counted history: over a turn whose calls may have taken effect (the
-model would never learn of them, and could make them happen twice), or between a turn's calls
-and the results Converse requires after them (every later plan would be refused).
+was dead-lettered, or its act failed before recording its calls), recovery asks for a new plan
+or a person resumes the agent, and the next message would go right after the counted history:
+over a turn whose calls may have taken effect (the model would never learn of them, and could
+make them happen twice), or between a turn's calls and the results Converse requires after
+them (every later plan would be refused).
 
-:func:`settle` works out what the person's write must count and add: each turn past the header
+:func:`settle` works out what that write must count and add first: each turn past the header
 with a claimed call, with the results its worker recorded, and for every call still without a
-result one the platform states (unknown if a worker claimed it, not executed otherwise; the
-caller first records a rejection for such a call, so no late worker runs it).
+result one the platform states (unknown if a worker claimed it, not executed otherwise; a
+rejection is recorded first for such a call, so no late worker runs it). The resume
+(``AgentService.resume``) and the plan (``AgentLoop._plan``) both call :func:`settle_stored`.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def settle(
             written.append(stated_result(seq, step, call, text, outcome))
             stated = True
         if stated:
-            break  # a step that left a call unanswered wrote nothing after it
+            break  # past a call left unanswered, nothing of this step's chain can follow
         turn = _claimed_turn(by_seq.get(turn.seq + 1 + len(turn.tool_uses())), claims)
         if turn is not None:
             adopted.append(turn)
