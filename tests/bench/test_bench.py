@@ -152,10 +152,10 @@ def test_write_units_stay_within_the_floor_at_every_length_and_with_a_long_goal(
 @pytest.mark.xfail(
     strict=True,
     reason="an unchained plan reads its prompt window (the latest summary and the messages "
-    "after it), and the model is sent all of it: bounded by the token budget (20,000 tokens, "
-    "~55 KB: 8.5 read units at 300 messages, never more than about 9 at any length, between "
-    "half and all of the budget as compaction cycles), but a 10-message history is only 5 KB "
-    "(2 units). A chained plan reads nothing; an unchained one cannot read less than the "
+    "after it), and the model is sent all of it: bounded at any length by the token budget "
+    "(20,000 tokens) plus what the last step added, and between half and all of it as "
+    "compaction cycles (~55 KB, 8.5 read units, at 300 messages), but a 10-message history is "
+    "only 5 KB (2 units). A chained plan reads nothing; an unchained one cannot read less than the "
     "prompt it sends, so the ratio needs a budget near 10 messages' size (a product decision "
     "this issue has to make), not a different read.",
 )
