@@ -482,6 +482,27 @@ def test_a_claim_is_taken_once_and_an_approved_call_can_be_taken(
     ]
 
 
+def test_a_withheld_call_can_never_be_claimed_and_a_taken_one_is_not_withheld(
+    store: AgentStore, created: AgentHeader
+) -> None:
+    # GIVEN a call nobody claimed, one a person approved, and one a worker took
+    never = _claim(tool_use_id="tooluse_a", status=ClaimStatus.REJECTED, decided_by="platform")
+    approved = _claim(tool_use_id="tooluse_b", status=ClaimStatus.APPROVED, decided_by="me")
+    assert store.record_decision(approved, ttl=TTL)
+    assert store.claim_tool(_claim(tool_use_id="tooluse_c"), ttl=TTL) is not None
+    # WHEN each is withheld
+    # THEN the first two become rejections no claim can take; the taken one stays as it is
+    assert store.withhold(never, ttl=TTL)
+    assert store.withhold(never.model_copy(update={"tool_use_id": "tooluse_b"}), ttl=TTL)
+    assert not store.withhold(never.model_copy(update={"tool_use_id": "tooluse_c"}), ttl=TTL)
+    for tool_use_id in ("tooluse_a", "tooluse_b"):
+        assert store.claim_tool(_claim(tool_use_id=tool_use_id), ttl=TTL) is None
+        assert store.get_claim(AGENT, 1, tool_use_id).status == ClaimStatus.REJECTED  # type: ignore[union-attr]
+    assert store.get_claim(AGENT, 1, "tooluse_c").status == ClaimStatus.IN_PROGRESS  # type: ignore[union-attr]
+    # AND a rejection is never overwritten (a person's, or an earlier withholding)
+    assert not store.withhold(never, ttl=TTL)
+
+
 def test_a_reused_tool_use_id_of_another_turn_does_not_collide(
     store: AgentStore, created: AgentHeader
 ) -> None:
