@@ -2,8 +2,9 @@
 
 One quick bench run (through the CLI) serves the whole module. Only counts, units, dollars
 and their ratios are asserted: every one is deterministic for a given tree; timings never are.
-Two targets are missed because of the runtime's data path, not the bench; their tests are
-strict xfails, so they turn red (and the marker must go) the day the runtime meets them.
+One target is missed (read units at 300 messages against 10: a plan reads the prompt window
+it sends, which the token budget sets); its test is a strict xfail, so it turns red (and the
+marker must go) the day the runtime meets it.
 """
 
 from __future__ import annotations
