@@ -37,10 +37,17 @@ from agentry_runtime.state import (
 )
 from agentry_runtime.store import AgentStore
 
-__all__ = ["NOT_RUN_REASON", "Settlement", "settle", "settle_stored", "stated_result"]
+__all__ = [
+    "NOT_RUN_REASON",
+    "Settlement",
+    "claim_statement",
+    "settle",
+    "settle_stored",
+    "stated_result",
+]
 
 #: Recorded as the rejection of a call its interrupted step never ran.
-NOT_RUN_REASON = "its step was interrupted before it ran, and the agent was resumed"
+NOT_RUN_REASON = "its step was interrupted before it ran"
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,7 @@ def settle(
                 adopted.append(result)
                 continue
             claim = claims.get((turn.seq, call.tool_use_id))
-            text, outcome = _statement(claim)
+            text, outcome = claim_statement(claim)
             if outcome == Outcome.SKIPPED and (
                 claim is None or claim.status != ClaimStatus.REJECTED
             ):
@@ -193,23 +200,25 @@ def _answers(message: Message, call: ToolUse) -> bool:
     return message.role == "user" and [r.tool_use_id for r in results] == [call.tool_use_id]
 
 
-def _statement(claim: ToolClaim | None) -> tuple[str, Outcome]:
+def claim_statement(claim: ToolClaim | None) -> tuple[str, Outcome]:
+    """What the platform tells the model of a call with no recorded result, from its claim:
+    never run (no claim, an approval nobody took, or withheld), rejected, or unknown (claimed,
+    and its worker stopped before recording the outcome: it may have taken effect)."""
     if (
         claim is None
         or claim.status == ClaimStatus.APPROVED
         or (claim.status == ClaimStatus.REJECTED and claim.reason == NOT_RUN_REASON)
     ):
         return (
-            "Not executed: the step that was to run this call was interrupted, and the agent "
-            "was resumed before it ran.",
+            "Not executed: the step that was to run this call was interrupted before it ran.",
             Outcome.SKIPPED,
         )
     if claim.status == ClaimStatus.REJECTED:
         reason = f" ({claim.reason})" if claim.reason else ""
-        return f"Not executed: this call was rejected{reason}.", Outcome.REJECTED
+        return f"Not executed: a person rejected this call{reason}.", Outcome.REJECTED
     return (
-        "Outcome unknown: the step running this call was interrupted before recording its "
-        "outcome, so it may or may not have taken effect. Check before calling it again.",
+        "Outcome unknown: the worker running this call stopped before recording its outcome, "
+        "so it may or may not have taken effect. Check before calling it again.",
         Outcome.UNKNOWN,
     )
 

@@ -47,7 +47,7 @@ from agentry_runtime.errors import (
     ToolError,
     UnknownAgentError,
 )
-from agentry_runtime.interrupted import settle_stored, stated_result
+from agentry_runtime.interrupted import claim_statement, settle_stored, stated_result
 from agentry_runtime.model import ModelTurn, estimate_tokens
 from agentry_runtime.observability import logger, metrics, record_agent_error, record_model_call
 from agentry_runtime.prompts import (
@@ -869,22 +869,13 @@ class AgentLoop:
         existing = self.store.get_claim(header.agent_id, claim.turn_seq, call.tool_use_id)
         if existing is None:
             raise StepInProgressError(f"tool call {call.tool_use_id}: its claim vanished")
-        if existing.status == ClaimStatus.REJECTED:
-            reason = f" ({existing.reason})" if existing.reason else ""
-            text = f"Not executed: a person rejected this call{reason}."
-            return self._record(
-                header, _plain_result(header, claim.result_seq, call, text, Outcome.REJECTED)
-            )
-        if existing.lease_until is not None and existing.lease_until.timestamp() > self._clock():
+        live = existing.lease_until is not None and existing.lease_until.timestamp() > self._clock()
+        if existing.status == ClaimStatus.IN_PROGRESS and live:
             raise StepInProgressError(f"tool call {call.tool_use_id} is running elsewhere")
-        # Its worker died mid-call: it may have taken effect. Never run it twice.
-        text = (
-            "Outcome unknown: the worker running this call stopped before recording its "
-            "outcome, so it may or may not have taken effect. Check before calling it again."
-        )
-        return self._record(
-            header, _plain_result(header, claim.result_seq, call, text, Outcome.UNKNOWN)
-        )
+        # Rejected (by a person, or withheld from an interrupted step), or its worker died
+        # mid-call: it may have taken effect, and it never runs twice.
+        text, outcome = claim_statement(existing)
+        return self._record(header, _plain_result(header, claim.result_seq, call, text, outcome))
 
     def _record(
         self, header: AgentHeader, message: Message, *, until: float | None = None
