@@ -74,12 +74,19 @@ def _world(memory_world: World, turns: list[dict[str, Any]], **kwargs: Any) -> M
     return world
 
 
-def _park(world: MemoryWorld, agent_id: str) -> AgentHeader:
-    """Hand the agent to a person, as the recovery machine's park does."""
+def _park(world: MemoryWorld, agent_id: str) -> None:
+    """Hand the agent to a person, as the recovery machine's park does (what was written until
+    then is not announced: nothing is delivered before the person acts)."""
     header = world.store.get_header(agent_id)
-    return world.store.commit(
-        header.version, header.model_copy(update={"status": Status.NEEDS_HUMAN})
-    )
+    world.store.commit(header.version, header.model_copy(update={"status": Status.NEEDS_HUMAN}))
+    world.skip_announcements()
+
+
+def _completed(world: MemoryWorld, agent_id: str) -> tuple[AgentHeader, list[Message]]:
+    """The agent's header and counted history, once it completed (else its error fails)."""
+    header = world.store.get_header(agent_id)
+    assert header.status == Status.COMPLETED, header.last_error_type
+    return header, world.store.messages(agent_id, last=header.message_count - 1)
 
 
 def _next_step(world: MemoryWorld) -> StepRequested:
@@ -114,15 +121,12 @@ def test_a_resume_after_an_act_that_failed_before_its_calls_answers_them_and_run
         world.deliver(act, chain=False)
     assert world.store.get_header(agent_id).status == Status.TOOL_EXECUTION_FAILED
     _park(world, agent_id)
-    world.skip_announcements()
     # WHEN the person resumes it (the definition is back)
     world.service.resume(agent_id, "Go on.")
     world.run()
     # THEN the agent completes: the charge was answered "not executed" before the instruction
     # (a history with a call and no result is a request Bedrock refuses), and never ran
-    header = world.store.get_header(agent_id)
-    assert header.status == Status.COMPLETED, header.last_error_type
-    history = world.store.messages(agent_id, last=header.message_count - 1)
+    _, history = _completed(world, agent_id)
     assert [(m.role, m.outcome) for m in history][1:4] == [
         ("assistant", None),
         ("user", Outcome.SKIPPED),
@@ -178,15 +182,12 @@ def test_a_resume_keeps_every_turn_a_dead_chain_wrote_past_its_header(
     )
     world.store.commit(held.version, dead_lettered)  # as the reconciler writes it
     _park(world, agent_id)
-    world.skip_announcements()
     # WHEN the person resumes it
     world.service.resume(agent_id, "Go on.")
     world.run()
     # THEN the lookup, the charge and their results are in the history before the instruction,
     # the charge ran once, and the budgets count it
-    header = world.store.get_header(agent_id)
-    assert header.status == Status.COMPLETED, header.last_error_type
-    history = world.store.messages(agent_id, last=header.message_count - 1)
+    header, history = _completed(world, agent_id)
     results = [(m.tool_name, m.outcome) for m in history if m.outcome is not None]
     assert results == [("lookup", Outcome.SUCCEEDED), ("charge", Outcome.SUCCEEDED)]
     assert [m.origin for m in history].index(Origin.OPERATOR) == 5
@@ -308,9 +309,7 @@ def test_a_recovery_after_an_act_that_failed_before_its_calls_plans_with_them_an
     # THEN it asked the model with the charge answered "not executed" (a request with an
     # unanswered call is refused, and the agent would go to a person for nothing), and the
     # agent completed without charging
-    header = world.store.get_header(agent_id)
-    assert header.status == Status.COMPLETED, header.last_error_type
-    history = world.store.messages(agent_id, last=header.message_count - 1)
+    _, history = _completed(world, agent_id)
     assert [m.outcome for m in history if m.outcome] == [Outcome.SKIPPED]
     assert world.charges == []  # type: ignore[attr-defined]
 

@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agentry_runtime.state import (
-    BUDGETED,
     AgentHeader,
     ClaimStatus,
     Message,
@@ -34,6 +33,8 @@ from agentry_runtime.state import (
     ToolResult,
     ToolResultBlock,
     ToolUse,
+    budgeted_uses,
+    calls_ran,
 )
 from agentry_runtime.store import AgentStore
 
@@ -74,16 +75,11 @@ class Settlement:
     @property
     def calls_run(self) -> int:
         """Calls that ran or may have (as ``tool_call_count`` counts them)."""
-        return sum(1 for m in self.results if m.outcome not in (Outcome.REJECTED, Outcome.SKIPPED))
+        return calls_ran(self.results)
 
     def tool_uses(self, before: Mapping[str, int]) -> dict[str, int]:
         """``before`` plus the calls a tool budget counts among the results."""
-        uses = dict(before)
-        for message in self.results:
-            if message.outcome in BUDGETED:
-                name = message.tool_name or "unknown"
-                uses[name] = uses.get(name, 0) + 1
-        return uses
+        return budgeted_uses(before, self.results)
 
     def usage(self, before: TokenUsage) -> TokenUsage:
         """``before`` plus the tokens of the adopted turns (their model calls happened)."""

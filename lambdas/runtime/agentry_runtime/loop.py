@@ -72,6 +72,8 @@ from agentry_runtime.state import (
     ToolResultBlock,
     ToolUse,
     ToolUseBlock,
+    budgeted_uses,
+    calls_ran,
     check_transition,
     utcnow,
 )
@@ -437,7 +439,8 @@ class AgentLoop:
         refuses the prompt and the recovery sends the agent to a person for nothing."""
         ahead = sorted(memory.ahead.values(), key=lambda m: m.seq)
         settled = settle_stored(self.store, header, [messages[-1], *ahead], step=header.step)
-        answered = [*settled.adopted, *(self._record(header, m) for m in settled.written)]
+        recorded = [self._record(header, message) for message in settled.written]
+        answered = [*settled.adopted, *recorded]
         for message in answered:
             memory.ahead.pop(message.seq, None)
         memory.add(answered)
@@ -900,19 +903,14 @@ class AgentLoop:
 
     def _after_act(self, header: AgentHeader, agent: Agent, outcomes: list[Message]) -> AgentHeader:
         failed = sum(1 for m in outcomes if m.outcome in (Outcome.FAILED, Outcome.UNKNOWN))
-        ran = sum(1 for m in outcomes if m.outcome not in (Outcome.REJECTED, Outcome.SKIPPED))
         if failed:
             metrics.add_metric(name="ToolFailures", unit="Count", value=failed)
         consecutive = header.consecutive_tool_failures + 1 if failed else 0
-        uses = dict(header.tool_uses)
-        for message in outcomes:
-            if message.outcome in BUDGETED:
-                name = _tool_name(message)
-                uses[name] = uses.get(name, 0) + 1
+        uses = budgeted_uses(header.tool_uses, outcomes)
         update: dict[str, Any] = {
             "step": header.step + 1,
             "message_count": header.message_count + len(outcomes),
-            "tool_call_count": header.tool_call_count + ran,
+            "tool_call_count": header.tool_call_count + calls_ran(outcomes),
             "consecutive_tool_failures": consecutive,
             "next_step": StepKind.PLAN,
             "tool_uses": uses,
@@ -1004,10 +1002,6 @@ def _blocks(turn: ModelTurn) -> list[dict[str, Any]]:
 
 def _usage_of(message: Message) -> TokenUsage:
     return message.usage or TokenUsage()
-
-
-def _tool_name(message: Message) -> str:
-    return message.tool_name or "unknown"
 
 
 def _result_message(

@@ -6,6 +6,7 @@ fields they do not know (a newer runtime may add some during a rolling deploy).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -34,6 +35,8 @@ __all__ = [
     "ToolResultBlock",
     "ToolUse",
     "ToolUseBlock",
+    "budgeted_uses",
+    "calls_ran",
     "check_transition",
     "utcnow",
 ]
@@ -366,3 +369,19 @@ class AgentHeader(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     ttl: int | None = None
+
+
+def calls_ran(results: Iterable[Message]) -> int:
+    """How many of these result messages are of calls that ran, or may have (neither rejected
+    nor skipped): what ``tool_call_count`` counts."""
+    return sum(1 for m in results if m.outcome not in (Outcome.REJECTED, Outcome.SKIPPED))
+
+
+def budgeted_uses(before: Mapping[str, int], results: Iterable[Message]) -> dict[str, int]:
+    """``before`` plus, per tool, the calls among these result messages a budget counts."""
+    uses = dict(before)
+    for message in results:
+        if message.outcome in BUDGETED:
+            name = message.tool_name or "unknown"
+            uses[name] = uses.get(name, 0) + 1
+    return uses
